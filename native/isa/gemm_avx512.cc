@@ -1,0 +1,214 @@
+// GEMM kernels for AVX-512 (F, with FMA). Compiled with -mavx512f ... (see binding.gyp); only called
+// when weft::kernel_path() says the CPU has them.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "gemm.h"
+
+#ifndef WEFT_GEMM512_MR
+#define WEFT_GEMM512_MR 14
+#endif
+#ifndef WEFT_GEMM512_NV
+#define WEFT_GEMM512_NV 2
+#endif
+#ifndef WEFT_GEMM512_MC
+#define WEFT_GEMM512_MC 112
+#endif
+#ifndef WEFT_GEMM512_KC
+#define WEFT_GEMM512_KC 384
+#endif
+#ifndef WEFT_GEMM512_NC
+#define WEFT_GEMM512_NC 3072
+#endif
+
+namespace weft {
+namespace {
+
+#define WEFT_STR2(x) #x
+#define WEFT_STR(x) WEFT_STR2(x)
+
+// MR rows (broadcast from the packed A panel) × NV·16 columns (vectors from the packed B panel):
+// MR·NV accumulators stay in zmm registers for the whole kc loop.
+template <int MR, int NV>
+void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int rows, int cols,
+                  float alpha, float beta) {
+  constexpr int NR = 16 * NV;
+  __m512 acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+
+  for (int64_t p = 0; p < kc; ++p) {
+    __m512 bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(bp + 16 * v);
+    _mm_prefetch(reinterpret_cast<const char*>(ap + 8 * MR), _MM_HINT_T0);
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(ap[r]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 vb = _mm512_set1_ps(beta);
+  if (rows == MR && cols == NR) {
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+      float* cr = c + r * ldc;
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        __m512 x = _mm512_mul_ps(va, acc[r][v]);
+        if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr + 16 * v), x);
+        _mm512_storeu_ps(cr + 16 * v, x);
+      }
+    }
+    return;
+  }
+  // Edge tile: masked column stores; rows past `rows` are dropped (their packed A rows were zero).
+  __mmask16 masks[NV];
+  for (int v = 0; v < NV; ++v) {
+    const int w = cols - 16 * v;
+    masks[v] = w >= 16 ? static_cast<__mmask16>(0xFFFF) : w <= 0 ? 0 : static_cast<__mmask16>((1u << w) - 1u);
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r) {
+    if (r >= rows) break;
+    float* cr = c + r * ldc;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      __m512 x = _mm512_mul_ps(va, acc[r][v]);
+      if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(masks[v], cr + 16 * v), x);
+      _mm512_mask_storeu_ps(cr + 16 * v, masks[v], x);
+    }
+  }
+}
+
+inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
+
+// IB rows of A against JB rows of B, full dot products over k (B is n×k, k-contiguous).
+template <int IB, int JB>
+inline void dot_tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
+                     float alpha, float beta) {
+  __m512 acc[IB][JB];
+  for (int i = 0; i < IB; ++i)
+    for (int j = 0; j < JB; ++j) acc[i][j] = _mm512_setzero_ps();
+  int64_t p = 0;
+  for (; p + 16 <= k; p += 16) {
+    __m512 bv[JB];
+    for (int j = 0; j < JB; ++j) bv[j] = _mm512_loadu_ps(b + j * ldb + p);
+    for (int i = 0; i < IB; ++i) {
+      const __m512 av = _mm512_loadu_ps(a + i * lda + p);
+      for (int j = 0; j < JB; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  if (p < k) {
+    const __mmask16 mk = tail_mask(k - p);
+    __m512 bv[JB];
+    for (int j = 0; j < JB; ++j) bv[j] = _mm512_maskz_loadu_ps(mk, b + j * ldb + p);
+    for (int i = 0; i < IB; ++i) {
+      const __m512 av = _mm512_maskz_loadu_ps(mk, a + i * lda + p);
+      for (int j = 0; j < JB; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < IB; ++i)
+    for (int j = 0; j < JB; ++j) {
+      const float s = alpha * _mm512_reduce_add_ps(acc[i][j]);
+      float* cij = c + i * ldc + j;
+      *cij = beta == 0.0f ? s : s + beta * *cij;
+    }
+}
+
+template <int JB>
+inline void dot_rows(int m, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                     int64_t ldc, float alpha, float beta) {
+  int i = 0;
+  for (; i + 4 <= m; i += 4) dot_tile<4, JB>(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, alpha, beta);
+  switch (m - i) {
+    case 3: dot_tile<3, JB>(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, alpha, beta); break;
+    case 2: dot_tile<2, JB>(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, alpha, beta); break;
+    case 1: dot_tile<1, JB>(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, alpha, beta); break;
+    default: break;
+  }
+}
+
+void dot_nt(int m, int64_t j0, int64_t j1, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+            float* c, int64_t ldc, float alpha, float beta) {
+  int64_t j = j0;
+  for (; j + 4 <= j1; j += 4) dot_rows<4>(m, k, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
+  for (; j < j1; ++j) dot_rows<1>(m, k, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
+}
+
+// IB rows of C, a strip of up to 64 columns: C_strip = alpha·Σ_p A(i,p)·B[p][strip] + beta·C_strip.
+template <int IB>
+inline void axpy_tile(int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb,
+                      float* c, int64_t ldc, int cols, float alpha, float beta) {
+  constexpr int NV = 4;
+  __mmask16 masks[NV];
+  for (int v = 0; v < NV; ++v) {
+    const int w = cols - 16 * v;
+    masks[v] = w >= 16 ? static_cast<__mmask16>(0xFFFF) : w <= 0 ? 0 : static_cast<__mmask16>((1u << w) - 1u);
+  }
+  __m512 acc[IB][NV];
+  for (int i = 0; i < IB; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < k; ++p) {
+    __m512 bv[NV];
+    const float* bp = b + p * ldb;
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(masks[v], bp + 16 * v);
+    for (int i = 0; i < IB; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i * a_rs + p * a_cs]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 vb = _mm512_set1_ps(beta);
+  for (int i = 0; i < IB; ++i)
+    for (int v = 0; v < NV; ++v) {
+      float* cp = c + i * ldc + 16 * v;
+      __m512 x = _mm512_mul_ps(va, acc[i][v]);
+      if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(masks[v], cp), x);
+      _mm512_mask_storeu_ps(cp, masks[v], x);
+    }
+}
+
+void axpy_nn(int m, int64_t j0, int64_t j1, int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
+             int64_t ldb, float* c, int64_t ldc, float alpha, float beta) {
+  for (int64_t j = j0; j < j1; j += 64) {
+    const int cols = static_cast<int>(j1 - j < 64 ? j1 - j : 64);
+    int i = 0;
+    for (; i + 4 <= m; i += 4)
+      axpy_tile<4>(k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, cols, alpha, beta);
+    const float* ai = a + i * a_rs;
+    float* ci = c + i * ldc + j;
+    switch (m - i) {
+      case 3: axpy_tile<3>(k, ai, a_rs, a_cs, b + j, ldb, ci, ldc, cols, alpha, beta); break;
+      case 2: axpy_tile<2>(k, ai, a_rs, a_cs, b + j, ldb, ci, ldc, cols, alpha, beta); break;
+      case 1: axpy_tile<1>(k, ai, a_rs, a_cs, b + j, ldb, ci, ldc, cols, alpha, beta); break;
+      default: break;
+    }
+  }
+}
+
+const GemmKernel kKernel = {
+    "avx512 " WEFT_STR(WEFT_GEMM512_MR) "x" WEFT_STR(WEFT_GEMM512_NV) "*16",
+    WEFT_GEMM512_MR,
+    16 * WEFT_GEMM512_NV,
+    WEFT_GEMM512_MC,
+    WEFT_GEMM512_KC,
+    WEFT_GEMM512_NC,
+    micro_kernel<WEFT_GEMM512_MR, WEFT_GEMM512_NV>,
+    dot_nt,
+    axpy_nn,
+};
+
+}  // namespace
+
+const GemmKernel* gemm_kernel_avx512() { return &kKernel; }
+
+}  // namespace weft

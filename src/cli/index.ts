@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+/** The `weft` command. Subcommands live one per file; this file only wires them. */
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+import { registerBench } from './bench.js';
+import { registerDoctor } from './doctor.js';
+
+const require = createRequire(import.meta.url);
+const pkg = require('../../package.json') as { version: string };
+
+const program = new Command();
+program.name('weft').description('Weft: the LLM stack in TypeScript on a native kernel core').version(pkg.version);
+registerDoctor(program);
+registerBench(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`weft: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

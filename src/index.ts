@@ -1,0 +1,2 @@
+/** Weft: the LLM stack in TypeScript. */
+export * from './tensor/index.js';
