@@ -35,7 +35,9 @@
         "native/attention.cc",
         "native/index.cc",
         "native/loss.cc",
-        "native/optim.cc"
+        "native/optim.cc",
+        "native/convert.cc",
+        "native/isa/kernels_portable.cc"
       ],
       "libraries": ["-lpthread"]
     }

@@ -62,7 +62,11 @@ class Pool {
   void start(int n) {
     size_ = n;
     quit_ = false;
-    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { loop(t); });
+    // Each worker starts from the generation current now: reading it inside the new thread would race
+    // with a job published before the thread got scheduled (the worker would skip it and the caller
+    // would wait forever).
+    const uint64_t start_generation = generation_.load(std::memory_order_acquire);
+    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t, start_generation] { loop(t, start_generation); });
   }
 
   void stop() {
@@ -76,9 +80,8 @@ class Pool {
     workers_.clear();
   }
 
-  void loop(int tid) {
+  void loop(int tid, uint64_t seen) {
     tls_in_worker = true;
-    uint64_t seen = generation_.load(std::memory_order_acquire);
     for (;;) {
       // Spin a little before sleeping so back-to-back kernels don't pay a futex wake-up each.
       int spin = 0;

@@ -7,13 +7,13 @@
 #include "gemm.h"
 
 #ifndef WEFT_GEMM512_MR
-#define WEFT_GEMM512_MR 14
+#define WEFT_GEMM512_MR 6
 #endif
 #ifndef WEFT_GEMM512_NV
-#define WEFT_GEMM512_NV 2
+#define WEFT_GEMM512_NV 4
 #endif
 #ifndef WEFT_GEMM512_MC
-#define WEFT_GEMM512_MC 112
+#define WEFT_GEMM512_MC 96
 #endif
 #ifndef WEFT_GEMM512_KC
 #define WEFT_GEMM512_KC 384
@@ -89,6 +89,17 @@ void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_
   }
 }
 
+// Horizontal sum (GCC 12's _mm512_reduce_add_ps trips -Wuninitialized in its own header).
+inline float hsum(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  const __m256 h = _mm256_add_ps(_mm256_load_ps(t), _mm256_load_ps(t + 8));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
 inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
 
 // IB rows of A against JB rows of B, full dot products over k (B is n×k, k-contiguous).
@@ -118,7 +129,7 @@ inline void dot_tile(int64_t k, const float* a, int64_t lda, const float* b, int
   }
   for (int i = 0; i < IB; ++i)
     for (int j = 0; j < JB; ++j) {
-      const float s = alpha * _mm512_reduce_add_ps(acc[i][j]);
+      const float s = alpha * hsum(acc[i][j]);
       float* cij = c + i * ldc + j;
       *cij = beta == 0.0f ? s : s + beta * *cij;
     }

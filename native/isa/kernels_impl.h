@@ -135,7 +135,7 @@ inline vf unary_vec(int op, vf x) {
     case U_SILU: return x * vsigmoid(x);
     case U_SQUARE: return x * x;
     case U_RECIPROCAL: return 1.0f / x;
-    case U_SIGN: return x > 0.0f ? splat(1.0f) : (x < 0.0f ? splat(-1.0f) : splat(0.0f));
+    case U_SIGN: return x > 0.0f ? splat(1.0f) : (x < 0.0f ? splat(-1.0f) : x);  // keeps ±0 and NaN
     default: {
       vf r;
       for (int i = 0; i < W; ++i) {
@@ -160,10 +160,10 @@ inline vf unary_backward_vec(int op, vf x, vf y, vf g) {
     case U_LOG: return g / x;
     case U_SQRT: return g * 0.5f / y;
     case U_RSQRT: return g * -0.5f * y * y * y;
-    case U_ABS: return x > 0.0f ? g : (x < 0.0f ? -g : splat(0.0f));
+    case U_ABS: return g * (x > 0.0f ? splat(1.0f) : (x < 0.0f ? splat(-1.0f) : x * 0.0f));  // NaN x → NaN
     case U_TANH: return g * (1.0f - y * y);
     case U_SIGMOID: return g * y * (1.0f - y);
-    case U_RELU: return x > 0.0f ? g : splat(0.0f);
+    case U_RELU: return g * (x > 0.0f ? splat(1.0f) : splat(0.0f));
     case U_GELU: {
       vf cdf = 0.5f * (1.0f + verf(x * kInvSqrt2));
       vf pdf = vexp(-0.5f * x * x) * kInvSqrt2Pi;
@@ -655,7 +655,8 @@ void cross_entropy_rows(const float* logits, const int32_t* targets, int64_t row
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = logits + r * cols;
     const float m = max_of(x, cols);
-    const float l = m + static_cast<float>(std::log(sum_exp(x, cols, m)));
+    // A non-finite max is the answer itself (all −inf → −inf; +inf → +inf; NaN → NaN).
+    const float l = std::isfinite(m) ? m + static_cast<float>(std::log(sum_exp(x, cols, m))) : m;
     lse[r] = l;
     const int32_t t = targets[r];
     if (t == ignore_index) {
@@ -806,7 +807,9 @@ void attention_backward_task(const float* q, const float* k, const float* v, con
         for (int c = 0; c < BK; c += W) {
           vf pr = vexp(load(row + c) - vl);
           store(row + c, pr);
-          store(dprow + c, pr * (load(dprow + c) - vd) * p.scale);  // dS · scale
+          // dS · scale; exactly 0 where p is 0 so a NaN in v of a dropped key cannot leak in.
+          vf ds = pr * (load(dprow + c) - vd) * p.scale;
+          store(dprow + c, pr == 0.0f ? splat(0.0f) : ds);
         }
         // gq_i += Σ_j dS_ij k_j
         float* gqi = gqh + (i0 + i) * dim;

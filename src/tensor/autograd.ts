@@ -61,7 +61,7 @@ export function record(
   saved: readonly Tensor[] = [],
 ): Tensor {
   if (!needsGrad(...inputs)) return out;
-  const retained = [...inputs, ...saved.filter((t) => t !== out)];
+  const retained = [...inputs, ...saved];
   for (const t of retained) t.storage.retain();
   out.requiresGrad = true;
   out.gradFn = { name, inputs, backward, retained };
