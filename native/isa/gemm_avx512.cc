@@ -2,6 +2,7 @@
 // when weft::kernel_path() says the CPU has them.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "gemm.h"
@@ -155,53 +156,64 @@ void dot_nt(int m, int64_t j0, int64_t j1, int64_t k, const float* a, int64_t ld
   for (; j < j1; ++j) dot_rows<1>(m, k, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
 }
 
-// IB rows of C, a strip of up to 64 columns: C_strip = alpha·Σ_p A(i,p)·B[p][strip] + beta·C_strip.
-template <int IB>
-inline void axpy_tile(int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb,
-                      float* c, int64_t ldc, int cols, float alpha, float beta) {
-  constexpr int NV = 4;
-  __mmask16 masks[NV];
-  for (int v = 0; v < NV; ++v) {
-    const int w = cols - 16 * v;
-    masks[v] = w >= 16 ? static_cast<__mmask16>(0xFFFF) : w <= 0 ? 0 : static_cast<__mmask16>((1u << w) - 1u);
-  }
-  __m512 acc[IB][NV];
-  for (int i = 0; i < IB; ++i)
-    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < k; ++p) {
-    __m512 bv[NV];
-    const float* bp = b + p * ldb;
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(masks[v], bp + 16 * v);
-    for (int i = 0; i < IB; ++i) {
-      const __m512 av = _mm512_set1_ps(a[i * a_rs + p * a_cs]);
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
-    }
-  }
-  const __m512 va = _mm512_set1_ps(alpha);
-  const __m512 vb = _mm512_set1_ps(beta);
-  for (int i = 0; i < IB; ++i)
-    for (int v = 0; v < NV; ++v) {
-      float* cp = c + i * ldc + 16 * v;
-      __m512 x = _mm512_mul_ps(va, acc[i][v]);
-      if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(masks[v], cp), x);
-      _mm512_mask_storeu_ps(cp, masks[v], x);
-    }
-}
-
+// Skinny with B stored k×n: C rows are updated in place, 4 rows of B at a time, over column strips
+// narrow enough that the m strip rows of C stay in L1. Each row of B is then read as one long
+// contiguous run (what DRAM and the prefetchers like best) and, for m > 1, re-read from L1.
 void axpy_nn(int m, int64_t j0, int64_t j1, int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
              int64_t ldb, float* c, int64_t ldc, float alpha, float beta) {
-  for (int64_t j = j0; j < j1; j += 64) {
-    const int cols = static_cast<int>(j1 - j < 64 ? j1 - j : 64);
-    int i = 0;
-    for (; i + 4 <= m; i += 4)
-      axpy_tile<4>(k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, cols, alpha, beta);
-    const float* ai = a + i * a_rs;
-    float* ci = c + i * ldc + j;
-    switch (m - i) {
-      case 3: axpy_tile<3>(k, ai, a_rs, a_cs, b + j, ldb, ci, ldc, cols, alpha, beta); break;
-      case 2: axpy_tile<2>(k, ai, a_rs, a_cs, b + j, ldb, ci, ldc, cols, alpha, beta); break;
-      case 1: axpy_tile<1>(k, ai, a_rs, a_cs, b + j, ldb, ci, ldc, cols, alpha, beta); break;
-      default: break;
+  const int64_t strip = std::max<int64_t>(64, (8192 / m) & ~int64_t{15});
+  const __m512 vbeta = _mm512_set1_ps(beta);
+  for (int64_t js = j0; js < j1; js += strip) {
+    const int64_t je = std::min(j1, js + strip);
+    const int64_t full = js + ((je - js) & ~int64_t{15});
+    const __mmask16 tail = tail_mask(je - full);
+    for (int i = 0; i < m; ++i) {  // C = beta·C first (beta = 0 writes zeros, never reads)
+      float* cr = c + i * ldc;
+      for (int64_t j = js; j < je; j += 16) {
+        const __mmask16 mk = j < full ? static_cast<__mmask16>(0xFFFF) : tail;
+        const __m512 x = beta == 0.0f ? _mm512_setzero_ps() : _mm512_mul_ps(vbeta, _mm512_maskz_loadu_ps(mk, cr + j));
+        _mm512_mask_storeu_ps(cr + j, mk, x);
+      }
+    }
+    int64_t p = 0;
+    for (; p + 4 <= k; p += 4) {
+      const float* b0 = b + p * ldb;
+      const float* b1 = b0 + ldb;
+      const float* b2 = b1 + ldb;
+      const float* b3 = b2 + ldb;
+      for (int i = 0; i < m; ++i) {
+        const float* ai = a + i * a_rs + p * a_cs;
+        const __m512 a0 = _mm512_set1_ps(alpha * ai[0]), a1 = _mm512_set1_ps(alpha * ai[a_cs]);
+        const __m512 a2 = _mm512_set1_ps(alpha * ai[2 * a_cs]), a3 = _mm512_set1_ps(alpha * ai[3 * a_cs]);
+        float* cr = c + i * ldc;
+        int64_t j = js;
+        for (; j < full; j += 16) {
+          __m512 x = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b0 + j), _mm512_loadu_ps(cr + j));
+          __m512 y = _mm512_mul_ps(a1, _mm512_loadu_ps(b1 + j));
+          x = _mm512_fmadd_ps(a2, _mm512_loadu_ps(b2 + j), x);
+          y = _mm512_fmadd_ps(a3, _mm512_loadu_ps(b3 + j), y);
+          _mm512_storeu_ps(cr + j, _mm512_add_ps(x, y));
+        }
+        if (j < je) {
+          __m512 x = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(tail, b0 + j), _mm512_maskz_loadu_ps(tail, cr + j));
+          x = _mm512_fmadd_ps(a1, _mm512_maskz_loadu_ps(tail, b1 + j), x);
+          x = _mm512_fmadd_ps(a2, _mm512_maskz_loadu_ps(tail, b2 + j), x);
+          x = _mm512_fmadd_ps(a3, _mm512_maskz_loadu_ps(tail, b3 + j), x);
+          _mm512_mask_storeu_ps(cr + j, tail, x);
+        }
+      }
+    }
+    for (; p < k; ++p) {
+      const float* b0 = b + p * ldb;
+      for (int i = 0; i < m; ++i) {
+        const __m512 a0 = _mm512_set1_ps(alpha * a[i * a_rs + p * a_cs]);
+        float* cr = c + i * ldc;
+        for (int64_t j = js; j < je; j += 16) {
+          const __mmask16 mk = j < full ? static_cast<__mmask16>(0xFFFF) : tail;
+          const __m512 x = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(mk, b0 + j), _mm512_maskz_loadu_ps(mk, cr + j));
+          _mm512_mask_storeu_ps(cr + j, mk, x);
+        }
+      }
     }
   }
 }

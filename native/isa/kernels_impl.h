@@ -495,28 +495,43 @@ void layer_norm_rows(const float* x, const float* w, const float* b, int64_t row
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * cols;
     float* o = out + r * cols;
-    const float mu = static_cast<float>(sum_of(xr, cols) / static_cast<double>(cols));
-    const vf vmu = splat(mu);
-    vf acc = splat(0.0f);
+    // Sum deviations from the first element: f32 lanes then only round quantities of the row's
+    // spread, not of its (possibly large) common offset.
+    const float shift = xr[0];
+    const vf vshift = splat(shift);
+    vf sacc = splat(0.0f);
     int64_t i = 0;
-    for (; i + W <= cols; i += W) {
-      vf d = load(xr + i) - vmu;
+    for (; i + W <= cols; i += W) sacc += load(xr + i) - vshift;
+    double dev = hsum(sacc);
+    for (; i < cols; ++i) dev += xr[i] - shift;
+    const double mu = shift + dev / static_cast<double>(cols);
+    // The mean as hi + lo floats: (x − hi) is exact for x near the mean, so deviations keep full
+    // precision even when |mean| ≫ std (an f32 mean alone would cost ~ulp(mean) in every x − μ).
+    const float mu_hi = static_cast<float>(mu);
+    const float mu_lo = static_cast<float>(mu - mu_hi);
+    const vf vhi = splat(mu_hi), vlo = splat(mu_lo);
+    vf acc = splat(0.0f);
+    for (i = 0; i + W <= cols; i += W) {
+      vf d = (load(xr + i) - vhi) - vlo;
       acc += d * d;
     }
     double var = hsum(acc);
-    for (; i < cols; ++i) var += static_cast<double>(xr[i] - mu) * (xr[i] - mu);
+    for (; i < cols; ++i) {
+      float d = (xr[i] - mu_hi) - mu_lo;
+      var += static_cast<double>(d) * d;
+    }
     const float rs = static_cast<float>(1.0 / std::sqrt(var / static_cast<double>(cols) + eps));
-    mean[r] = mu;
+    mean[r] = mu_hi;
     rstd[r] = rs;
     const vf vrs = splat(rs);
     for (i = 0; i + W <= cols; i += W) {
-      vf v = (load(xr + i) - vmu) * vrs;
+      vf v = ((load(xr + i) - vhi) - vlo) * vrs;
       if (w != nullptr) v *= load(w + i);
       if (b != nullptr) v += load(b + i);
       store(o + i, v);
     }
     for (; i < cols; ++i) {
-      float v = (xr[i] - mu) * rs;
+      float v = ((xr[i] - mu_hi) - mu_lo) * rs;
       if (w != nullptr) v *= w[i];
       if (b != nullptr) v += b[i];
       o[i] = v;
@@ -524,6 +539,10 @@ void layer_norm_rows(const float* x, const float* w, const float* b, int64_t row
   }
 }
 
+// No FMA contraction in the norm backwards: g = gy·w is summed in one pass and used again in the
+// next, and both must round the same way (with cols = 1, g − mean(g) must be exactly 0).
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
 void layer_norm_backward_rows(const float* x, const float* w, const float* mean, const float* rstd, const float* gy,
                               int64_t rows, int64_t cols, float* gx, float* gw, float* gb) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -622,6 +641,8 @@ void rms_norm_backward_rows(const float* x, const float* w, const float* rstd, c
     }
   }
 }
+
+#pragma GCC pop_options
 
 // ------------------------------------------------------------------ reductions
 

@@ -885,9 +885,17 @@ export const jsBackend: Backend = {
           const qBase = (bh * tq + i) * dim;
           gqRow.fill(0);
           if (rowLse !== -Infinity) {
-            // p_j = exp(s_j − lse): the forward's softmax, recomputed.
+            // The forward's softmax, recomputed exactly in float64 from the scores. (Using the f32
+            // lse instead would leave Σp = 1 − δ for large scores, and ds = p(dp − Σp·dp) would drift.)
             attentionScores(q, k, p, b, h, i, scores);
-            for (let j = 0; j < tk; j++) probabilities[j] = Math.exp(scores[j] - rowLse);
+            let rowMax = -Infinity;
+            for (let j = 0; j < tk; j++) if (scores[j] > rowMax) rowMax = scores[j];
+            let total = 0;
+            for (let j = 0; j < tk; j++) {
+              probabilities[j] = Math.exp(scores[j] - rowMax);
+              total += probabilities[j];
+            }
+            for (let j = 0; j < tk; j++) probabilities[j] /= total;
             // dv_j += p_j · gOut_i;  dp_j = gOut_i · v_j;  ds_j = p_j (dp_j − Σ_l p_l dp_l).
             let rowDot = 0;
             for (let j = 0; j < tk; j++) {

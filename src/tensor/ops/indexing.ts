@@ -10,7 +10,8 @@ import { noGrad, record } from '../autograd.js';
 import { getBackend } from '../backend/index.js';
 import { type Shape, formatShape, normAxis, numel, shapesEqual } from '../shape.js';
 import { Tensor, copyInto } from '../tensor.js';
-import { add, checkF32, outData } from './elementwise.js';
+import { add } from './elementwise.js';
+import { checkF32, outData } from './util.js';
 
 function checkIndexTensor(idx: Tensor, op: string): Int32Array {
   if (!(idx instanceof Tensor)) throw new TypeError(`${op}: index must be a Tensor`);

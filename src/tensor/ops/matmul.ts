@@ -11,7 +11,7 @@ import { getBackend } from '../backend/index.js';
 import type { GemmParams, Strided } from '../backend/backend.js';
 import { broadcastShapes, contiguousStrides, formatShape, numel, shapesEqual } from '../shape.js';
 import { Tensor, sumToShape } from '../tensor.js';
-import { checkF32 } from './elementwise.js';
+import { checkF32 } from './util.js';
 
 export interface MatmulOptions {
   /** Use a's last two dims transposed (as `a.mT`), without copying. */

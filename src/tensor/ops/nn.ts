@@ -10,7 +10,7 @@ import type { AttentionParams, Strided } from '../backend/backend.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { broadcastShapes, broadcastStrides, contiguousStrides, formatShape, normAxis, numel, shapesEqual } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { checkF32, outData } from './elementwise.js';
+import { checkF32, outData } from './util.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

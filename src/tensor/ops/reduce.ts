@@ -10,7 +10,8 @@ import { getBackend } from '../backend/index.js';
 import type { ArgReduceOp, ReduceOp } from '../backend/backend.js';
 import { type Shape, formatShape, normAxes, normAxis, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { checkF32, div, eq, exp, mul, outData, scoped, square, sub } from './elementwise.js';
+import { div, eq, exp, mul, square, sub } from './elementwise.js';
+import { checkF32, outData, scoped } from './util.js';
 
 /** Axes to reduce: one, several, or undefined for all. An empty list reduces nothing. */
 export type Dims = number | readonly number[] | undefined;
