@@ -1,0 +1,3 @@
+export { Module, ModuleList, type StateDict, type LoadOptions } from './module.js';
+export { Linear, Conv1D, Embedding, LayerNorm, RMSNorm, Dropout, type LayerInit } from './layers.js';
+export { normal_, uniform_, constant_, zeros_, ones_ } from './init.js';
