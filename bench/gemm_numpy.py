@@ -41,6 +41,18 @@ def blas_name():
                 return f"{info.get('internal_api')} {info.get('version')} {info.get('architecture')}"
     except Exception:
         pass
+    try:  # Debian's numpy links libblas.so.3, which is OpenBLAS itself when that alternative is chosen
+        import ctypes
+
+        lib = ctypes.CDLL("libblas.so.3")
+        lib.openblas_get_config.restype = ctypes.c_char_p
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        config = lib.openblas_get_config().decode().split()
+        name = " ".join(config[:2]) + " core=" + lib.openblas_get_corename().decode()
+        core = os.environ.get("OPENBLAS_CORETYPE")
+        return name + (f" (OPENBLAS_CORETYPE={core})" if core else "")
+    except Exception:
+        pass
     core = os.environ.get("OPENBLAS_CORETYPE")
     return "numpy " + np.__version__ + (f" (OPENBLAS_CORETYPE={core})" if core else "")
 

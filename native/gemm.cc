@@ -20,7 +20,7 @@ namespace weft {
 namespace {
 
 constexpr int kPortableMR = 4;
-constexpr int kPortableNR = 16;
+constexpr int kPortableNR = 8;
 
 void portable_micro(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int rows, int cols,
                     float alpha, float beta) {
@@ -61,25 +61,27 @@ void portable_dot_nt(int m, int64_t j0, int64_t j1, int64_t k, const float* a, i
 
 void portable_axpy_nn(int m, int64_t j0, int64_t j1, int64_t k, const float* a, int64_t a_rs, int64_t a_cs,
                       const float* b, int64_t ldb, float* c, int64_t ldc, float alpha, float beta) {
-  constexpr int64_t W = 64;
-  float acc[W];
-  for (int64_t j = j0; j < j1; j += W) {
-    const int64_t w = std::min(W, j1 - j);
+  // C rows updated in place over L1-sized column strips, so B rows stream contiguously.
+  const int64_t strip = std::max<int64_t>(64, 8192 / m);
+  for (int64_t js = j0; js < j1; js += strip) {
+    const int64_t je = std::min(j1, js + strip);
     for (int i = 0; i < m; ++i) {
-      for (int64_t u = 0; u < w; ++u) acc[u] = 0.0f;
-      for (int64_t p = 0; p < k; ++p) {
-        const float av = a[i * a_rs + p * a_cs];
-        const float* bp = b + p * ldb + j;
-        for (int64_t u = 0; u < w; ++u) acc[u] += av * bp[u];
+      float* cr = c + i * ldc;
+      for (int64_t j = js; j < je; ++j) cr[j] = beta == 0.0f ? 0.0f : beta * cr[j];
+    }
+    for (int64_t p = 0; p < k; ++p) {
+      const float* bp = b + p * ldb;
+      for (int i = 0; i < m; ++i) {
+        const float s = alpha * a[i * a_rs + p * a_cs];
+        float* cr = c + i * ldc;
+        for (int64_t j = js; j < je; ++j) cr[j] += s * bp[j];
       }
-      float* cp = c + i * ldc + j;
-      for (int64_t u = 0; u < w; ++u) cp[u] = beta == 0.0f ? alpha * acc[u] : alpha * acc[u] + beta * cp[u];
     }
   }
 }
 
 const GemmKernel kPortable = {
-    "portable 4x16", kPortableMR, kPortableNR, 128, 256, 2048, portable_micro, portable_dot_nt, portable_axpy_nn,
+    "portable 4x8", kPortableMR, kPortableNR, 128, 256, 2048, portable_micro, portable_dot_nt, portable_axpy_nn, nullptr,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -208,7 +210,8 @@ void gemm_blocked(const GemmKernel& K, const Operands& o, int64_t m, int64_t n, 
     const int64_t nc = std::min(nc_step, n - jc);
     for (int64_t pc = 0; pc < k; pc += kc_step) {
       const int64_t kc = std::min(kc_step, k - pc);
-      pack_b(o.b + pc * o.b_rs + jc * o.b_cs, o.b_rs, o.b_cs, kc, nc, K.nr, bp);
+      if (o.b_rs == 1 && K.pack_b_trans != nullptr) K.pack_b_trans(o.b + pc + jc * o.b_cs, o.b_cs, kc, nc, bp);
+      else pack_b(o.b + pc * o.b_rs + jc * o.b_cs, o.b_rs, o.b_cs, kc, nc, K.nr, bp);
       const float beta_block = pc == 0 ? beta : 1.0f;  // later k blocks accumulate
       for (int64_t ic = 0; ic < m; ic += mc_step) {
         const int64_t mc = std::min(mc_step, m - ic);
@@ -277,6 +280,47 @@ void gemm_skinny(const GemmKernel& K, const Operands& o, int64_t m, int64_t n, i
   }
 }
 
+// Narrow products (n <= 16 < m, e.g. W·x with x a column): the mirror of the skinny path. Cᵀ (n×m)
+// is computed into a scratch buffer with the skinny kernels (op(B)ᵀ plays A, A plays Bᵀ), then
+// written into C with beta. Packing for the blocked path would pad n up to NR and waste most work.
+void gemm_narrow(const GemmKernel& K, const Operands& o, int64_t m, int64_t n, int64_t k, float alpha, float beta,
+                 int nthreads) {
+  const int ni = static_cast<int>(n);
+  float* t = tl_pack_a.get(static_cast<size_t>(n * m));  // Cᵀ, row stride m
+  if (o.a_cs == 1) {
+    // A rows are k-contiguous: Cᵀ[j][i] = dot(op(B) column j, A row i).
+    const float* bt = o.b;
+    int64_t ldbt = o.b_cs;
+    if (o.b_rs != 1) {
+      float* buf = tl_skinny_a.get(static_cast<size_t>(n * k));  // op(B)ᵀ gathered, n×k
+      for (int64_t p = 0; p < k; ++p)
+        for (int j = 0; j < ni; ++j) buf[j * k + p] = o.b[p * o.b_rs + j * o.b_cs];
+      bt = buf;
+      ldbt = k;
+    }
+    auto run = [&](int tid, int nt) {
+      int64_t i0, i1;
+      split_range(m, 8, nt, tid, &i0, &i1);
+      if (i0 < i1) K.dot_nt(ni, i0, i1, k, bt, ldbt, o.a, o.a_rs, t, m, alpha, 0.0f);
+    };
+    if (nthreads <= 1) run(0, 1);
+    else parallel_run(run, nthreads);
+  } else {
+    // transA: A is stored k×m with rows m-contiguous, so Cᵀ = op(B)ᵀ · A is an axpy over A's rows.
+    auto run = [&](int tid, int nt) {
+      int64_t i0, i1;
+      split_range(m, 64, nt, tid, &i0, &i1);
+      if (i0 < i1) K.axpy_nn(ni, i0, i1, k, o.b, o.b_cs, o.b_rs, o.a, o.a_cs, t, m, alpha, 0.0f);
+    };
+    if (nthreads <= 1) run(0, 1);
+    else parallel_run(run, nthreads);
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    float* cr = o.c + i * o.ldc;
+    for (int j = 0; j < ni; ++j) cr[j] = beta == 0.0f ? t[j * m + i] : t[j * m + i] + beta * cr[j];
+  }
+}
+
 // C = beta·C (alpha = 0 or k = 0); beta = 0 writes zeros without reading C.
 void scale_c(float* c, int64_t m, int64_t n, int64_t ldc, float beta) {
   for (int64_t i = 0; i < m; ++i) {
@@ -295,6 +339,10 @@ void gemm_one(const GemmKernel& K, const Operands& o, int64_t m, int64_t n, int6
   }
   if (m <= 16) {
     gemm_skinny(K, o, m, n, k, alpha, beta, nthreads);
+    return;
+  }
+  if (n <= 16) {
+    gemm_narrow(K, o, m, n, k, alpha, beta, nthreads);
     return;
   }
   if (nthreads <= 1) {

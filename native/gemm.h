@@ -32,6 +32,9 @@ struct GemmKernel {
   // A(i,p) = a[i·a_rs + p·a_cs].
   void (*axpy_nn)(int m, int64_t j0, int64_t j1, int64_t k, const float* a, int64_t a_rs, int64_t a_cs,
                   const float* b, int64_t ldb, float* c, int64_t ldc, float alpha, float beta);
+  // Optional fast packing of op(B) = Bᵀ (B stored n×k, row stride ldb) into kc×nr micro-panels;
+  // null means the driver's generic packing.
+  void (*pack_b_trans)(const float* b, int64_t ldb, int64_t kc, int64_t nc, float* dst);
 };
 
 const GemmKernel* gemm_kernel_portable();

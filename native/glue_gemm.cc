@@ -128,7 +128,8 @@ Napi::Value GemmInfo(const Info& info) {
   return out;
 }
 
-// Plain single-threaded memcpy of src into dst (equal lengths): the bandwidth anchor for benchmarks.
+// memcpy of src into dst (equal lengths), on one thread or split over the pool (third argument
+// true): the bandwidth anchor for the memory-bound kernel benchmarks.
 Napi::Value MemcpyBench(const Info& info) {
   for (size_t i = 0; i < 2; ++i) {
     if (i >= info.Length() || !info[i].IsTypedArray() ||
@@ -143,7 +144,15 @@ Napi::Value MemcpyBench(const Info& info) {
     throw Napi::RangeError::New(info.Env(), "memcpyBench: src.length (" + std::to_string(src.length) +
                                                 ") != dst.length (" + std::to_string(dst.length) + ")");
   }
-  std::memmove(dst.data, src.data, static_cast<size_t>(src.length) * sizeof(float));
+  const bool parallel = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  if (!parallel || overlaps(src, dst)) {
+    std::memmove(dst.data, src.data, static_cast<size_t>(src.length) * sizeof(float));
+  } else {
+    // The ceiling for kernels that split rows over the pool: each thread copies its own chunk.
+    parallel_for(src.length, int64_t{1} << 16, [&](int64_t begin, int64_t end) {
+      std::memcpy(dst.data + begin, src.data + begin, static_cast<size_t>(end - begin) * sizeof(float));
+    });
+  }
   return info.Env().Undefined();
 }
 

@@ -2,6 +2,7 @@
 // weft::kernel_path() says the CPU has them.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "gemm.h"
@@ -9,8 +10,30 @@
 namespace weft {
 namespace {
 
-constexpr int kMR = 6;
-constexpr int kNV = 2;  // 2 ymm = 16 columns: 12 accumulators + 2 B vectors + 1 broadcast of 16 registers
+#ifndef WEFT_GEMM256_MR
+#define WEFT_GEMM256_MR 6
+#endif
+#ifndef WEFT_GEMM256_NV
+#define WEFT_GEMM256_NV 2
+#endif
+#define WEFT_GEMM256_NR_(nv) WEFT_GEMM256_NR_##nv
+#define WEFT_GEMM256_NR_1 8
+#define WEFT_GEMM256_NR_2 16
+#define WEFT_GEMM256_NR_3 24
+#define WEFT_GEMM256_NR_X(nv) WEFT_GEMM256_NR_(nv)
+#define WEFT_GEMM256_NR WEFT_GEMM256_NR_X(WEFT_GEMM256_NV)
+#ifndef WEFT_GEMM256_MC
+#define WEFT_GEMM256_MC 96
+#endif
+#ifndef WEFT_GEMM256_KC
+#define WEFT_GEMM256_KC 384
+#endif
+#define WEFT_STR2(x) #x
+#define WEFT_STR(x) WEFT_STR2(x)
+
+// 6×16 by default: 12 ymm accumulators + 2 B vectors + 1 broadcast of the 16 registers.
+constexpr int kMR = WEFT_GEMM256_MR;
+constexpr int kNV = WEFT_GEMM256_NV;
 
 void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int rows, int cols,
                   float alpha, float beta) {
@@ -49,7 +72,10 @@ void micro_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_
     return;
   }
   alignas(32) float tile[MR][NR];
+  // Fully unrolled so acc[][] stays in registers (a runtime index would force it to the stack).
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) _mm256_store_ps(&tile[r][8 * v], _mm256_mul_ps(va, acc[r][v]));
   for (int r = 0; r < rows; ++r) {
     float* cr = c + r * ldc;
@@ -121,57 +147,56 @@ void dot_nt(int m, int64_t j0, int64_t j1, int64_t k, const float* a, int64_t ld
   for (; j < j1; ++j) dot_rows<1>(m, k, a, lda, b + j * ldb, ldb, c + j, ldc, alpha, beta);
 }
 
-// IB rows × 16 full columns.
-template <int IB>
-inline void axpy_tile(int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb,
-                      float* c, int64_t ldc, float alpha, float beta) {
-  __m256 acc[IB][2];
-  for (int i = 0; i < IB; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  for (int64_t p = 0; p < k; ++p) {
-    const float* bp = b + p * ldb;
-    const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-    for (int i = 0; i < IB; ++i) {
-      const __m256 av = _mm256_set1_ps(a[i * a_rs + p * a_cs]);
-      acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
-    }
-  }
-  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-  for (int i = 0; i < IB; ++i)
-    for (int v = 0; v < 2; ++v) {
-      float* cp = c + i * ldc + 8 * v;
-      __m256 x = _mm256_mul_ps(va, acc[i][v]);
-      if (beta != 0.0f) x = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cp), x);
-      _mm256_storeu_ps(cp, x);
-    }
-}
-
+// Skinny with B stored k×n: C rows are updated in place, 4 rows of B at a time, over column strips
+// narrow enough that the m strip rows of C stay in L1, so each row of B streams contiguously.
 void axpy_nn(int m, int64_t j0, int64_t j1, int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
              int64_t ldb, float* c, int64_t ldc, float alpha, float beta) {
-  int64_t j = j0;
-  for (; j + 16 <= j1; j += 16) {
-    int i = 0;
-    for (; i + 4 <= m; i += 4) axpy_tile<4>(k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j, ldc, alpha, beta);
-    const float* ai = a + i * a_rs;
-    float* ci = c + i * ldc + j;
-    switch (m - i) {
-      case 3: axpy_tile<3>(k, ai, a_rs, a_cs, b + j, ldb, ci, ldc, alpha, beta); break;
-      case 2: axpy_tile<2>(k, ai, a_rs, a_cs, b + j, ldb, ci, ldc, alpha, beta); break;
-      case 1: axpy_tile<1>(k, ai, a_rs, a_cs, b + j, ldb, ci, ldc, alpha, beta); break;
-      default: break;
+  const int64_t strip = std::max<int64_t>(64, (8192 / m) & ~int64_t{7});
+  for (int64_t js = j0; js < j1; js += strip) {
+    const int64_t je = std::min(j1, js + strip);
+    const int64_t full = js + ((je - js) & ~int64_t{7});
+    for (int i = 0; i < m; ++i) {  // C = beta·C first (beta = 0 writes zeros, never reads)
+      float* cr = c + i * ldc;
+      for (int64_t j = js; j < je; ++j) cr[j] = beta == 0.0f ? 0.0f : beta * cr[j];
+    }
+    int64_t p = 0;
+    for (; p + 4 <= k; p += 4) {
+      const float* b0 = b + p * ldb;
+      const float* b1 = b0 + ldb;
+      const float* b2 = b1 + ldb;
+      const float* b3 = b2 + ldb;
+      for (int i = 0; i < m; ++i) {
+        const float* ai = a + i * a_rs + p * a_cs;
+        const float s0 = alpha * ai[0], s1 = alpha * ai[a_cs], s2 = alpha * ai[2 * a_cs], s3 = alpha * ai[3 * a_cs];
+        const __m256 a0 = _mm256_set1_ps(s0), a1 = _mm256_set1_ps(s1), a2 = _mm256_set1_ps(s2), a3 = _mm256_set1_ps(s3);
+        float* cr = c + i * ldc;
+        int64_t j = js;
+        for (; j < full; j += 8) {
+          __m256 x = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0 + j), _mm256_loadu_ps(cr + j));
+          __m256 y = _mm256_mul_ps(a1, _mm256_loadu_ps(b1 + j));
+          x = _mm256_fmadd_ps(a2, _mm256_loadu_ps(b2 + j), x);
+          y = _mm256_fmadd_ps(a3, _mm256_loadu_ps(b3 + j), y);
+          _mm256_storeu_ps(cr + j, _mm256_add_ps(x, y));
+        }
+        for (; j < je; ++j) cr[j] += s0 * b0[j] + s1 * b1[j] + s2 * b2[j] + s3 * b3[j];
+      }
+    }
+    for (; p < k; ++p) {
+      const float* b0 = b + p * ldb;
+      for (int i = 0; i < m; ++i) {
+        const float s0 = alpha * a[i * a_rs + p * a_cs];
+        const __m256 a0 = _mm256_set1_ps(s0);
+        float* cr = c + i * ldc;
+        int64_t j = js;
+        for (; j < full; j += 8) _mm256_storeu_ps(cr + j, _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0 + j), _mm256_loadu_ps(cr + j)));
+        for (; j < je; ++j) cr[j] += s0 * b0[j];
+      }
     }
   }
-  // Fewer than 16 columns left: scalar.
-  for (int i = 0; i < m && j < j1; ++i)
-    for (int64_t jj = j; jj < j1; ++jj) {
-      float s = 0.0f;
-      for (int64_t p = 0; p < k; ++p) s += a[i * a_rs + p * a_cs] * b[p * ldb + jj];
-      float* cp = c + i * ldc + jj;
-      *cp = beta == 0.0f ? alpha * s : alpha * s + beta * *cp;
-    }
 }
 
-const GemmKernel kKernel = {"avx2 6x16", kMR, 8 * kNV, 144, 256, 2048, micro_kernel, dot_nt, axpy_nn};
+const GemmKernel kKernel = {"avx2 " WEFT_STR(WEFT_GEMM256_MR) "x" WEFT_STR(WEFT_GEMM256_NR), kMR, 8 * kNV, WEFT_GEMM256_MC,
+                            WEFT_GEMM256_KC, 2048, micro_kernel, dot_nt, axpy_nn, nullptr};
 
 }  // namespace
 

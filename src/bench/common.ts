@@ -29,7 +29,8 @@ export function packageRoot(): string {
 /** Addon exports used only by the benchmarks (glue_gemm.cc). */
 export interface BenchAddon {
   gemmInfo(): { kernel: string; threads: number };
-  memcpyBench(src: Float32Array, dst: Float32Array): void;
+  /** memcpy, on one thread or (parallel = true) split over the native pool. */
+  memcpyBench(src: Float32Array, dst: Float32Array, parallel?: boolean): void;
 }
 
 let addonCache: BenchAddon | null | undefined;

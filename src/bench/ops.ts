@@ -30,14 +30,22 @@ export interface BenchOpsOptions {
   numpy?: boolean;
 }
 
-/** memcpy of `elements` f32 (read + write bytes per second): the native one, else NumPy's copy. */
-function memcpyAnchor(elements: number, minSeconds: number, numpy: boolean): { gbps: number; anchor: string } {
+/**
+ * memcpy of `elements` f32 (read + write bytes per second) on the same threads as the kernels (the
+ * native pool), else NumPy's single-threaded copy, else TypedArray.set.
+ */
+function memcpyAnchor(
+  elements: number,
+  threads: number,
+  minSeconds: number,
+  numpy: boolean,
+): { gbps: number; anchor: string } {
   const addon = benchAddon();
   if (addon !== null) {
     const src = fillRandom(new Float32Array(elements), 9);
     const dst = new Float32Array(elements);
-    const sec = bestTime(() => addon.memcpyBench(src, dst), minSeconds);
-    return { gbps: (8 * elements) / sec / 1e9, anchor: 'memcpy (native, 1 thread)' };
+    const sec = bestTime(() => addon.memcpyBench(src, dst, threads > 1), minSeconds);
+    return { gbps: (8 * elements) / sec / 1e9, anchor: `memcpy (native, ${threads} thread(s))` };
   }
   if (numpy) {
     const r = runNumpy(['--memcpy', String(elements)], 1);
@@ -77,7 +85,7 @@ export function benchOps(opts: BenchOpsOptions): OpsRecord[] {
     },
     { op: 'gelu', bytes: 8 * n, run: () => backend.unary('gelu', x, out) },
   ];
-  const anchor = memcpyAnchor(n, minSeconds, opts.numpy ?? true);
+  const anchor = memcpyAnchor(n, opts.threads, minSeconds, opts.numpy ?? true);
   return cases.map((c) => {
     const gbps = c.bytes / bestTime(c.run, minSeconds) / 1e9;
     return {

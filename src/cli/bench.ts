@@ -12,6 +12,7 @@ interface CommonOptions {
   json?: boolean;
   threads?: string;
   numpy: boolean;
+  rounds: string;
 }
 
 function positiveInt(text: string, what: string): number {
@@ -38,7 +39,8 @@ function addCommon(cmd: Command): Command {
   return cmd
     .option('--json', 'one JSON object per line')
     .option('--threads <n>', 'threads for weft and NumPy (default: the pool size)')
-    .option('--no-numpy', 'skip the NumPy anchor');
+    .option('--no-numpy', 'skip the NumPy anchor')
+    .option('--rounds <n>', 'alternations of ours and NumPy per shape (best of each)', '3');
 }
 
 export function registerBench(program: Command): void {
@@ -63,7 +65,12 @@ export function registerBench(program: Command): void {
     }
     for (const s of opts.shape ?? []) shapes.push(parseShape(s));
     if (opts.llm || !explicit) shapes.push(...LLM_SHAPES);
-    const records = benchGemm(shapes, { backend: getBackend(), threads, numpy: opts.numpy });
+    const records = benchGemm(shapes, {
+      backend: getBackend(),
+      threads,
+      numpy: opts.numpy,
+      rounds: positiveInt(opts.rounds, '--rounds'),
+    });
     if (opts.json) {
       for (const r of records) console.log(JSON.stringify(r));
       return;
@@ -89,7 +96,12 @@ export function registerBench(program: Command): void {
     const threads = useThreads(opts.threads);
     const n = positiveInt(opts.n, '--n');
     const k = positiveInt(opts.k, '--k');
-    const records = benchMatvec(n, k, { backend: getBackend(), threads, numpy: opts.numpy });
+    const records = benchMatvec(n, k, {
+      backend: getBackend(),
+      threads,
+      numpy: opts.numpy,
+      rounds: positiveInt(opts.rounds, '--rounds'),
+    });
     if (opts.json) {
       for (const r of records) console.log(JSON.stringify(r));
       return;

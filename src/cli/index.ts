@@ -4,6 +4,9 @@ import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { registerBench } from './bench.js';
 import { registerDoctor } from './doctor.js';
+import { registerQuickstart } from './quickstart.js';
+import { registerSample } from './sample.js';
+import { registerTrain } from './train.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../package.json') as { version: string };
@@ -12,6 +15,9 @@ const program = new Command();
 program.name('weft').description('Weft: the LLM stack in TypeScript on a native kernel core').version(pkg.version);
 registerDoctor(program);
 registerBench(program);
+registerTrain(program);
+registerSample(program);
+registerQuickstart(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`weft: ${err instanceof Error ? err.message : String(err)}`);

@@ -82,8 +82,10 @@ export class Module {
 
   zeroGrad(): void {
     for (const p of this.parameters()) {
-      // Gradients that live in an optimizer's flat buffer are zeroed in place, not dropped.
-      if (p.grad !== null && p.grad.storage.data.byteOffset !== 0) p.grad.storage.data.fill(0);
+      // A gradient that is a view into a larger buffer (an optimizer's flat gradient buffer) is
+      // zeroed in place, not dropped, so the optimizer keeps seeing it.
+      const g = p.grad?.storage.data;
+      if (g !== undefined && g.byteLength !== g.buffer.byteLength) g.fill(0);
       else p.zeroGrad();
     }
   }

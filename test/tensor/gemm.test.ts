@@ -138,8 +138,8 @@ function check(lib: GemmAddon, cs: Case, seed: number): void {
   expect(worstAt, JSON.stringify(cs)).toBe('');
 }
 
-// Sizes chosen around the tiles and blocks of every kernel: portable 4×16 (MC 128, KC 256),
-// AVX2 6×16 (MC 144, KC 256), AVX-512 6×64 (MC 96, KC 384, NC 3072), skinny m <= 16.
+// Sizes chosen around the tiles and blocks of every kernel: portable 4×8 (MC 128, KC 256),
+// AVX2 6×16 (MC 96, KC 384), AVX-512 6×64 (MC 96, KC 384, NC 3072), skinny m <= 16.
 const cases: Case[] = [
   { m: 1, n: 1, k: 1 },
   { m: 2, n: 3, k: 1 },
@@ -160,6 +160,9 @@ const cases: Case[] = [
   { m: 100, n: 90, k: 70, padA: 3, padB: 5, padC: 2, alpha: 2, beta: 1 },
   { m: 33, n: 40, k: 50, transA: true, padA: 1, beta: -1 },
   { m: 33, n: 40, k: 50, transB: true, padB: 2, padC: 7 },
+  // Transposed B through several k blocks, with partial 16-wide transposes at every edge.
+  { m: 40, n: 70, k: 400, transB: true, beta: 0.5 },
+  { m: 20, n: 33, k: 777, transB: true, padB: 3 },
   { m: 20, n: 30, k: 0, beta: 0.5 },
   { m: 20, n: 30, k: 0 },
   { m: 20, n: 30, k: 10, alpha: 0, beta: 2 },
@@ -181,6 +184,13 @@ cases.push({ m: 16, n: 1000, k: 300, transB: false, padB: 3, padC: 1 });
 cases.push({ m: 11, n: 130, k: 77, transA: true, transB: true, padA: 2 });
 cases.push({ m: 9, n: 150, k: 61, transA: true, transB: false, beta: 1 });
 cases.push({ batch: 3, m: 1, n: 64, k: 64, transB: true, broadcastB: true });
+// Narrow (n <= 16 < m: W·x with x a column) in every layout, including threaded.
+cases.push({ m: 100, n: 1, k: 50 });
+cases.push({ m: 70, n: 5, k: 33, transB: true, alpha: 1.5 });
+cases.push({ m: 40, n: 16, k: 20, transA: true, padA: 3 });
+cases.push({ m: 37, n: 3, k: 19, transA: true, transB: true, beta: 0.5, padC: 2 });
+cases.push({ m: 3000, n: 2, k: 100, beta: 1 });
+cases.push({ m: 2000, n: 3, k: 90, transA: true });
 
 const paths = ['portable', 'avx2', 'avx512'] as const;
 

@@ -1,0 +1,143 @@
+/**
+ * Pre-training a GPT on a text file, end to end: read and tokenize the text, build (or reload) the
+ * model, run the Trainer into a run directory. The `weft train gpt` and `weft quickstart` commands
+ * are thin layers over this.
+ */
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CharTokenizer, tokenizerFromJSON } from '../data/char-tokenizer.js';
+import { TextDataset } from '../data/text-dataset.js';
+import type { Tokenizer } from '../data/tokenizer.js';
+import { gptConfigFromHF } from '../models/config.js';
+import { GPT } from '../models/gpt.js';
+import { Generator } from '../tensor/random.js';
+import { hasCheckpoint, loadTrainerState, TOKENIZER_FILE } from './checkpoint.js';
+import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError } from './config.js';
+import { type OutputStream, ProgressReporter } from './progress.js';
+import { Trainer, type TrainResult } from './trainer.js';
+
+/** The model's shape; defaults are nanoGPT's CPU shakespeare_char run (no biases unless asked). */
+export interface GPTShape {
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+  dropout: number;
+  bias: boolean;
+}
+
+export const DEFAULT_GPT_SHAPE: GPTShape = { nLayer: 4, nHead: 4, nEmbd: 128, dropout: 0, bias: false };
+
+export interface TrainGPTOptions {
+  /** Training settings. On resume, the checkpoint's settings with these (given) fields overriding them. */
+  config: Partial<TrainConfigInput>;
+  /** Model shape. On resume it must agree with the checkpoint where given. */
+  model?: Partial<GPTShape>;
+  outDir: string;
+  resume?: boolean;
+  json?: boolean;
+  stdout?: OutputStream;
+  stderr?: OutputStream;
+}
+
+export interface TrainGPTResult extends TrainResult {
+  outDir: string;
+  config: TrainConfig;
+  numParameters: number;
+  wallSeconds: number;
+}
+
+export async function trainGPT(options: TrainGPTOptions): Promise<TrainGPTResult> {
+  const started = performance.now();
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const json = options.json === true;
+  const notes = json ? stderr : stdout;
+  const note = (s: string): void => void notes.write(`${s}\n`);
+  const { outDir } = options;
+  const resume = options.resume === true;
+
+  let config: TrainConfig;
+  let tokenizer: Tokenizer;
+  let model: GPT;
+  const modelGenerator = new Generator(0);
+  let text: string;
+
+  if (resume) {
+    if (!hasCheckpoint(outDir)) {
+      throw new UsageError(`--resume: ${outDir} holds no checkpoint (no trainer_state.json); drop --resume to start a new run there, or pass the --out of an existing run`);
+    }
+    const state = loadTrainerState(outDir);
+    config = parseTrainConfig({ ...state.trainConfig, ...definedOnly(options.config) });
+    const saved = gptConfigFromHF(JSON.parse(readFileSync(join(outDir, 'config.json'), 'utf8')));
+    const given = definedOnly(options.model ?? {});
+    for (const [key, value] of Object.entries(given) as [keyof GPTShape, unknown][]) {
+      if (saved[key] !== value) {
+        throw new UsageError(`${flag(key)} ${String(value)} differs from the checkpoint's ${String(saved[key])}: a resumed run keeps its model; drop ${flag(key)} or start a new run with another --out`);
+      }
+    }
+    if (options.config.blockSize !== undefined && options.config.blockSize !== saved.blockSize) {
+      throw new UsageError(`--block-size ${options.config.blockSize} differs from the checkpoint's ${saved.blockSize}: a resumed run keeps its model; drop --block-size`);
+    }
+    tokenizer = tokenizerFromJSON(JSON.parse(readFileSync(join(outDir, TOKENIZER_FILE), 'utf8')));
+    text = readText(config.data);
+    model = await GPT.fromPretrained(outDir, { generator: modelGenerator });
+    note(`resuming ${outDir} at iteration ${state.iter} (max iters ${config.maxIters})`);
+  } else {
+    if (options.config.data === undefined) throw new UsageError('--data: required; pass a UTF-8 text file, e.g. --data data/tinyshakespeare.txt');
+    config = parseTrainConfig({ ...definedOnly(options.config), data: options.config.data });
+    text = readText(config.data);
+    tokenizer = CharTokenizer.fromText(text);
+    const shape = { ...DEFAULT_GPT_SHAPE, ...definedOnly(options.model ?? {}) };
+    if (shape.nEmbd % shape.nHead !== 0) {
+      throw new UsageError(`--n-embd ${shape.nEmbd} is not divisible by --n-head ${shape.nHead}; pick --n-embd a multiple of --n-head (e.g. ${shape.nHead * Math.max(1, Math.round(shape.nEmbd / shape.nHead))})`);
+    }
+    if (!(shape.dropout >= 0 && shape.dropout < 1)) throw new UsageError(`--dropout must be in [0, 1), got ${shape.dropout}`);
+    modelGenerator.manualSeed(config.seed);
+    model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize: config.blockSize, ...shape }, { generator: modelGenerator });
+    if (hasCheckpoint(outDir)) note(`note: ${outDir} holds a checkpoint; this new run replaces it at its first save (pass --resume to continue it instead)`);
+  }
+
+  let dataset: TextDataset;
+  try {
+    dataset = TextDataset.fromText(text, tokenizer);
+  } catch (err) {
+    throw new UsageError(`--data ${config.data}: ${err instanceof Error ? err.message : String(err)}${resume ? ' (a resumed run must use text its saved tokenizer covers)' : ''}`);
+  }
+  for (const split of ['train', 'val'] as const) {
+    if (dataset.windows(split, config.blockSize) < 1) {
+      throw new UsageError(
+        `--data ${config.data}: the ${split} split has ${split === 'train' ? dataset.train.length : dataset.val.length} tokens, too few for --block-size ${config.blockSize}; use a longer text or a smaller --block-size`,
+      );
+    }
+  }
+
+  mkdirSync(outDir, { recursive: true });
+  const c = model.config;
+  note(
+    `GPT: ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${c.nLayer} layers, ${c.nHead} heads, ${c.nEmbd} embd, block ${c.blockSize}, vocab ${c.vocabSize}${c.bias ? ', bias' : ''}${c.dropout > 0 ? `, dropout ${c.dropout}` : ''})`,
+  );
+  note(`data: ${config.data}: ${dataset.train.length.toLocaleString('en-US')} train / ${dataset.val.length.toLocaleString('en-US')} val tokens; run dir ${outDir}`);
+
+  const progress = new ProgressReporter({ out: stdout, err: stderr, json, maxIters: config.maxIters, logInterval: config.logInterval });
+  const trainer = new Trainer({ model, tokenizer, dataset, config, outDir, generators: { model: modelGenerator }, progress, resume });
+  const result = await trainer.run();
+  return { ...result, outDir, config, numParameters: model.numParameters(), wallSeconds: (performance.now() - started) / 1000 };
+}
+
+function readText(path: string): string {
+  if (!existsSync(path)) {
+    throw new UsageError(`--data ${path}: no such file; pass the path of a UTF-8 text file (the bundled corpus is data/tinyshakespeare.txt)`);
+  }
+  if (!statSync(path).isFile()) throw new UsageError(`--data ${path}: not a file; pass the path of a UTF-8 text file`);
+  const text = readFileSync(path, 'utf8');
+  if (text.length === 0) throw new UsageError(`--data ${path}: the file is empty; pass a text file to train on`);
+  return text;
+}
+
+function flag(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
