@@ -24,6 +24,10 @@ import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import type { KVCache } from '../infer/kv-cache.js';
 import { type GPTConfig, type GPTConfigInput, gptConfigFromHF, gptConfigToHF, parseGPTConfig } from './config.js';
 
+/** Records an intermediate tensor of a forward pass (see GPT.releaseActivations). */
+type Track = (t: Tensor) => Tensor;
+const untracked: Track = (t) => t;
+
 /** Targets equal to this are ignored by the loss (nanoGPT's `ignore_index=-1`). */
 export const IGNORE_INDEX = -1;
 
@@ -145,13 +149,14 @@ export class CausalSelfAttention extends Module {
     this.resid_dropout = this.registerModule('resid_dropout', new Dropout(config.dropout, generator));
   }
 
-  forward(x: Tensor): Tensor {
-    const qkv = conv1d(x, this.c_attn);
-    const y =
+  forward(x: Tensor, track: Track = untracked): Tensor {
+    const qkv = track(conv1d(x, this.c_attn));
+    const y = track(
       this.training && this.config.dropout > 0
         ? causalAttentionExplicit(qkv, this.config.nHead, this.config.dropout, this.generator)
-        : causalAttentionFromQKV(qkv, this.config.nHead);
-    return this.resid_dropout.forward(conv1d(y, this.c_proj));
+        : causalAttentionFromQKV(qkv, this.config.nHead),
+    );
+    return this.resid_dropout.forward(track(conv1d(y, this.c_proj)));
   }
 
   /** Inference step against a KV cache (no autograd): x [B, t, C] at positions cache.length …. */
@@ -214,9 +219,10 @@ export class MLP extends Module {
     this.dropout = this.registerModule('dropout', new Dropout(config.dropout, generator));
   }
 
-  forward(x: Tensor): Tensor {
-    const h = gelu(conv1d(x, this.c_fc), { approximate: this.config.activation === 'gelu_new' ? 'tanh' : 'none' });
-    return this.dropout.forward(conv1d(h, this.c_proj));
+  forward(x: Tensor, track: Track = untracked): Tensor {
+    const pre = track(conv1d(x, this.c_fc));
+    const h = track(gelu(pre, { approximate: this.config.activation === 'gelu_new' ? 'tanh' : 'none' }));
+    return this.dropout.forward(track(conv1d(h, this.c_proj)));
   }
 
   /** Inference (no dropout, no graph): intermediates go straight back to the pool. */
@@ -245,9 +251,9 @@ export class Block extends Module {
     this.mlp = this.registerModule('mlp', new MLP(config, generator));
   }
 
-  forward(x: Tensor): Tensor {
-    const x1 = add(x, this.attn.forward(this.ln_1.forward(x)));
-    return add(x1, this.mlp.forward(this.ln_2.forward(x1)));
+  forward(x: Tensor, track: Track = untracked): Tensor {
+    const x1 = track(add(x, track(this.attn.forward(track(this.ln_1.forward(x)), track))));
+    return track(add(x1, track(this.mlp.forward(track(this.ln_2.forward(x1)), track))));
   }
 
   forwardCached(x: Tensor, cache: KVCache, layer: number): Tensor {
@@ -318,6 +324,28 @@ export class GPT extends Module {
     this.transformer = this.registerModule('transformer', new GPTTransformer(this.config, generator));
   }
 
+  /** Intermediates of the last forward, handed back to the memory pool by the next one. */
+  private activations: Tensor[] = [];
+
+  /**
+   * Returns the previous forward's intermediate tensors to the pool (Weft's per-step arena), so a
+   * training loop reuses the same buffers instead of allocating and garbage-collecting them. Only
+   * tensors nothing else holds are released: while a graph that saved them is alive (no backward
+   * yet) or a view of them exists, their reference count is above one and they are left to the GC.
+   * forward() calls this itself; call it after the last step to free memory early.
+   */
+  releaseActivations(): void {
+    const seen = new Set<Tensor>();
+    // Latest first: a later tensor may be a view of an earlier one and must let go first.
+    for (let i = this.activations.length - 1; i >= 0; i--) {
+      const t = this.activations[i]!;
+      if (seen.has(t)) continue;
+      seen.add(t);
+      if (!t.isDisposed && t.storage.refCount === 1) t.dispose();
+    }
+    this.activations = [];
+  }
+
   /** Parameters excluding position embeddings (nanoGPT's get_num_params(non_embedding=True)). */
   numNonEmbeddingParameters(): number {
     return this.numParameters() - this.transformer.wpe.weight.numel;
@@ -339,10 +367,15 @@ export class GPT extends Module {
         throw new RangeError(`${op}: targets ${formatShape(targets.shape)} must match ids ${formatShape(ids.shape)}`);
       }
     }
+    this.releaseActivations();
+    const track = (t: Tensor): Tensor => {
+      this.activations.push(t);
+      return t;
+    };
     const tr = this.transformer;
-    let x = tr.drop.forward(add(tr.wte.forward(ids), tr.wpe.weight.narrow(0, 0, T)));
-    for (const block of tr.h) x = block.forward(x);
-    const logits = linear(tr.ln_f.forward(x), tr.wte.weight);
+    let x = track(tr.drop.forward(track(add(track(tr.wte.forward(ids)), tr.wpe.weight.narrow(0, 0, T)))));
+    for (const block of tr.h) x = block.forward(x, track);
+    const logits = linear(track(tr.ln_f.forward(x)), tr.wte.weight);
     const loss = targets === undefined ? null : crossEntropy(logits, targets, { ignoreIndex: IGNORE_INDEX });
     return { logits, loss };
   }

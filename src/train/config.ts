@@ -32,7 +32,8 @@ export const TrainConfig = z
     gradientAccumulationSteps: positiveInt.default(1),
     seed: nonNegativeInt.default(1337),
   })
-  .refine((c) => c.minLr <= c.lr, { message: 'min-lr must not exceed lr', path: ['minLr'] });
+  .refine((c) => c.minLr <= c.lr, { message: 'min-lr must not exceed --lr', path: ['minLr'] })
+  .refine((c) => c.lrDecayIters >= c.warmupIters, { message: 'the decay must end after the warm-up: pass a value ≥ --warmup-iters', path: ['lrDecayIters'] });
 export type TrainConfig = z.infer<typeof TrainConfig>;
 export type TrainConfigInput = z.input<typeof TrainConfig>;
 

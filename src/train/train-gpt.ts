@@ -79,7 +79,7 @@ export async function trainGPT(options: TrainGPTOptions): Promise<TrainGPTResult
       throw new UsageError(`--block-size ${options.config.blockSize} differs from the checkpoint's ${saved.blockSize}: a resumed run keeps its model; drop --block-size`);
     }
     tokenizer = tokenizerFromJSON(JSON.parse(readFileSync(join(outDir, TOKENIZER_FILE), 'utf8')));
-    text = readText(config.data);
+    text = readText(config.data, options.config.data === undefined ? ' (the path saved in the checkpoint; pass --data to point at the training text)' : '');
     model = await GPT.fromPretrained(outDir, { generator: modelGenerator });
     note(`resuming ${outDir} at iteration ${state.iter} (max iters ${config.maxIters})`);
   } else {
@@ -124,9 +124,9 @@ export async function trainGPT(options: TrainGPTOptions): Promise<TrainGPTResult
   return { ...result, outDir, config, numParameters: model.numParameters(), wallSeconds: (performance.now() - started) / 1000 };
 }
 
-function readText(path: string): string {
+function readText(path: string, fromCheckpoint = ''): string {
   if (!existsSync(path)) {
-    throw new UsageError(`--data ${path}: no such file; pass the path of a UTF-8 text file (the bundled corpus is data/tinyshakespeare.txt)`);
+    throw new UsageError(`--data ${path}${fromCheckpoint}: no such file; pass the path of a UTF-8 text file (the bundled corpus is data/tinyshakespeare.txt)`);
   }
   if (!statSync(path).isFile()) throw new UsageError(`--data ${path}: not a file; pass the path of a UTF-8 text file`);
   const text = readFileSync(path, 'utf8');

@@ -14,7 +14,7 @@
  * their batches from a generator re-seeded at each evaluation, so evaluating (or not) never shifts
  * the training stream. That is why 100 straight iterations and 50 + resume + 50 are identical.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tokenizer } from '../data/tokenizer.js';
 import type { TextDataset } from '../data/text-dataset.js';
@@ -89,6 +89,7 @@ export interface TrainResult {
 
 /** The data generator's stream: distinct from the model's generator even with the same seed. */
 const DATA_STREAM = 0xda7an;
+/** The evaluation batches' stream, re-seeded at every evaluation. */
 const EVAL_STREAM = 0xe7a1n;
 
 export class Trainer {
@@ -121,6 +122,7 @@ export class Trainer {
       warmupIters: config.warmupIters,
       lrDecayIters: config.lrDecayIters,
     });
+    mkdirSync(options.outDir, { recursive: true });
     this.metrics = new MetricsLog(join(options.outDir, 'metrics.jsonl'));
     this.resumed = options.resume === true;
     if (this.resumed) this.restore(loadTrainerState(options.outDir));
@@ -147,7 +149,11 @@ export class Trainer {
     this.metrics.truncate(state.metricsBytes);
   }
 
-  /** Mean loss over `evalIters` batches of each split, without gradients or dropout. */
+  /**
+   * Mean loss over `evalIters` random batches of each split (nanoGPT's estimate_loss), without
+   * gradients or dropout. The batches are the same at every evaluation, so losses are comparable
+   * across iterations and runs.
+   */
   evaluate(): { train: number; val: number } {
     const { model, dataset, config } = this.options;
     // Re-seeded each time: the same batches at every evaluation, and no draw from the training stream.

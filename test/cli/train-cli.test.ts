@@ -86,7 +86,8 @@ describe('weft train gpt', () => {
     expect(String(await fails('--data', join(dir, 'missing.txt'), '--out', out))).toMatch(/--data .*missing\.txt: no such file; pass the path of a UTF-8 text file \(the bundled corpus is data\/tinyshakespeare\.txt\)/);
     expect(String(await fails('--out', out))).toMatch(/--data: required/);
     expect(String(await fails('--data', data, '--n-embd', '130', '--n-head', '4', '--out', out))).toMatch(/--n-embd 130 is not divisible by --n-head 4/);
-    expect(String(await fails('--data', data, '--lr', '1e-4', '--min-lr', '1e-3', '--out', out))).toMatch(/--min-lr: min-lr must not exceed lr/);
+    expect(String(await fails('--data', data, '--lr', '1e-4', '--min-lr', '1e-3', '--out', out))).toMatch(/--min-lr: min-lr must not exceed --lr/);
+    expect(String(await fails('--data', data, '--warmup-iters', '100', '--lr-decay-iters', '50', '--out', out))).toMatch(/--lr-decay-iters: the decay must end after the warm-up: pass a value ≥ --warmup-iters/);
     expect(String(await fails('--data', data, '--tokenizer', 'bpe', '--out', out))).toMatch(/--tokenizer bpe: only 'char' is available/);
     expect(String(await fails('--data', data, '--block-size', '5000', '--out', out))).toMatch(/val split has 2000 tokens, too few for --block-size 5000/);
     mkdirSync(join(dir, 'empty'));

@@ -229,6 +229,31 @@ describe('GPT forward', () => {
   });
 });
 
+describe('activation reuse', () => {
+  it('releasing the previous forward never frees tensors a live graph needs (two forwards, one backward)', () => {
+    const g = new Generator(21);
+    const m = new GPT(tiny, { generator: new Generator(4) });
+    const [x1, y1, x2, y2] = [0, 1, 2, 3].map(() => randomIds(g, 2, 8, 11)) as [Tensor, Tensor, Tensor, Tensor];
+    const gradsOf = (): number[][] => m.namedParameters().map(([, p]) => p.grad!.toArray());
+    m.forward(x1, y1).loss!.backward();
+    const g1 = gradsOf();
+    m.zeroGrad();
+    m.forward(x2, y2).loss!.backward();
+    const g2 = gradsOf();
+    m.zeroGrad();
+    // Both graphs alive at once: the second forward must leave the first one's tensors intact.
+    const l1 = m.forward(x1, y1).loss!;
+    const l2 = m.forward(x2, y2).loss!;
+    l1.add(l2).backward();
+    gradsOf().forEach((gr, i) => expect(maxAbsDiff(gr, g1[i]!.map((v, j) => v + g2[i]![j]!))).toBeLessThan(1e-6));
+    // Pooled buffers are reused across steps without changing results.
+    m.zeroGrad();
+    m.forward(x1, y1).loss!.backward();
+    gradsOf().forEach((gr, i) => expect(gr).toEqual(g1[i]));
+    m.releaseActivations();
+  });
+});
+
 describe('causal attention from packed qkv', () => {
   it('the fused op equals the explicit softmax(QKᵀ/√D + mask)·V, forward and gradient', () => {
     const g = new Generator(11);
