@@ -168,10 +168,11 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const
   void cross_entropy_backward_rows(const float* logits, const float* lse, const int32_t* targets,                \
                                    const float* gloss, int64_t rows, int64_t cols, int32_t ignore_index,          \
                                    float smoothing, float* glogits);                                              \
-  /* Attention for one (batch, head) and query rows [q0, q1); scratch sized by attention_scratch_floats. */      \
+  /* Attention for one (batch, head) and query rows [q0, q1); scratch sized by attention_forward_scratch. */     \
   void attention_task(const float* q, const float* k, const float* v, const AttnParams& p, int64_t b, int64_t h, \
                       int64_t q0, int64_t q1, float* out, float* lse, float* scratch);                            \
-  /* Backward for one (batch, head), all query rows; writes gq, gk, gv of that head. */                           \
+  /* Backward for one (batch, head), all query rows; writes gq, gk, gv of that head. Scratch sized by          \
+     attention_backward_scratch. */                                                                               \
   void attention_backward_task(const float* q, const float* k, const float* v, const float* out,                \
                                const float* lse, const float* gout, const AttnParams& p, int64_t b, int64_t h,   \
                                float* gq, float* gk, float* gv, float* scratch);                                  \
@@ -182,8 +183,31 @@ namespace isa_portable { WEFT_ISA_KERNEL_DECLS }
 namespace isa_avx2 { WEFT_ISA_KERNEL_DECLS }
 namespace isa_avx512 { WEFT_ISA_KERNEL_DECLS }
 
-// Scratch floats one attention_task / attention_backward_task needs.
-inline int64_t attention_scratch_floats(int64_t tk, int64_t dim) { return 4 * 64 * 64 + 8 * 64 + 6 * 64 * dim + 2 * tk; }
+// Attention scratch. The per-ISA kernels carve these regions in this order; sizes assume the widest
+// vector (16 lanes), so every ISA fits. kAttnTile is both the key tile and the query tile.
+constexpr int64_t kAttnTile = 64;
+// The head dimension rounded up to 16: rows of V (and of Q, K, dO in the backward) are copied
+// into rows this long when dim is not a multiple of the vector width, so full-vector loads never
+// leave the caller's buffers.
+inline int64_t attn_dim_padded(int64_t dim) { return (dim + 15) / 16 * 16; }
+inline bool attn_needs_padding(int64_t dim) { return dim % 16 != 0; }
+// Forward: K is packed transposed once per task when that takes at most 4 MiB, else tile by tile.
+inline int64_t attn_packed_keys_floats(int64_t tk, int64_t dim) {
+  const int64_t all = (tk + kAttnTile - 1) / kAttnTile * kAttnTile * dim;
+  return all <= (int64_t{1} << 20) ? all : kAttnTile * dim;
+}
+// kt | vp (padded V) | s [tile²] | o [tile·dimp] | m, l [tile each]
+inline int64_t attention_forward_scratch(int64_t tk, int64_t dim) {
+  const int64_t dp = attn_dim_padded(dim);
+  return attn_packed_keys_floats(tk, dim) + (attn_needs_padding(dim) ? tk * dp : 0) + kAttnTile * kAttnTile +
+         kAttnTile * dp + 2 * kAttnTile;
+}
+// kt, vt [dim·tile] | s, ds [tile²] | dkt, dvt [tile·dimp] | (padded: qp, dop, dqp [tq·dimp], kp [tk·dimp]) | delta [tq]
+inline int64_t attention_backward_scratch(int64_t tq, int64_t tk, int64_t dim) {
+  const int64_t dp = attn_dim_padded(dim);
+  return 2 * kAttnTile * dim + 2 * kAttnTile * kAttnTile + 2 * kAttnTile * dp +
+         (attn_needs_padding(dim) ? (3 * tq + tk) * dp : 0) + tq;
+}
 
 }  // namespace weft
 
