@@ -317,42 +317,97 @@ inline void binary_loop(const float* a, int sa, const float* b, int sb, float* o
   }
 }
 
-constexpr int BK = 64;  // keys per attention tile
-constexpr int BQ = 64;  // query rows per backward tile
+constexpr int64_t BK = kAttnTile;  // keys per attention tile
+constexpr int64_t BQ = kAttnTile;  // query rows per attention tile
 
-// S[i][0..BK) = Σ_d q[i][d] · Kt[d][0..BK) for nq rows of q (row stride dim). Kt is dim × BK.
-inline void tile_scores(const float* q, int64_t nq, int64_t dim, const float* kt, float* s) {
-  constexpr int NV = BK / W;
-  int64_t i = 0;
-  for (; i + 2 <= nq; i += 2) {
-    vf a0[NV], a1[NV];
-    for (int v = 0; v < NV; ++v) a0[v] = a1[v] = splat(0.0f);
-    const float* q0 = q + i * dim;
-    const float* q1 = q0 + dim;
-    for (int64_t d = 0; d < dim; ++d) {
-      vf b0 = splat(q0[d]), b1 = splat(q1[d]);
-      const float* kr = kt + d * BK;
-      for (int v = 0; v < NV; ++v) {
-        vf kv = load(kr + v * W);
-        a0[v] += b0 * kv;
-        a1[v] += b1 * kv;
-      }
-    }
-    for (int v = 0; v < NV; ++v) {
-      store(s + i * BK + v * W, a0[v]);
-      store(s + (i + 1) * BK + v * W, a1[v]);
+inline int64_t round_up_w(int64_t n) { return (n + W - 1) / W * W; }
+
+// Register blocking of the attention micro-kernel: MR rows × NVMAX vectors of accumulators
+// (AVX-512 has 32 registers, the others 16).
+#if WEFT_VW == 16
+constexpr int MR = 6, NVMAX = 4;
+#else
+constexpr int MR = 4, NVMAX = 2;
+#endif
+
+// C[r][v·W..] (+)= Σ_{k<kn} A[r·sam + k·sak] · B[k·ldb + v·W..] for r < R, v < NV, all in registers.
+// A is read as broadcast scalars, so any strides work (Aᵀ included); B rows are contiguous.
+template <int R, int NV, bool ACC>
+inline void attn_micro(const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, float* c, int64_t ldc,
+                       int64_t kn) {
+  vf acc[R][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = ACC ? load(c + r * ldc + v * W) : splat(0.0f);
+  for (int64_t k = 0; k < kn; ++k) {
+    vf bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = load(b + k * ldb + v * W);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const vf av = splat(a[r * sam + k * sak]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
     }
   }
-  for (; i < nq; ++i) {
-    vf a0[NV];
-    for (int v = 0; v < NV; ++v) a0[v] = splat(0.0f);
-    const float* q0 = q + i * dim;
-    for (int64_t d = 0; d < dim; ++d) {
-      vf b0 = splat(q0[d]);
-      const float* kr = kt + d * BK;
-      for (int v = 0; v < NV; ++v) a0[v] += b0 * load(kr + v * W);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) store(c + r * ldc + v * W, acc[r][v]);
+}
+
+template <int R, bool ACC>
+inline void attn_micro_nv(int nv, const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, float* c,
+                          int64_t ldc, int64_t kn) {
+  switch (nv) {
+    case 1: attn_micro<R, 1, ACC>(a, sam, sak, b, ldb, c, ldc, kn); break;
+    case 2:
+      if constexpr (NVMAX >= 2) attn_micro<R, 2, ACC>(a, sam, sak, b, ldb, c, ldc, kn);
+      break;
+    case 3:
+      if constexpr (NVMAX >= 3) attn_micro<R, 3, ACC>(a, sam, sak, b, ldb, c, ldc, kn);
+      break;
+    default:
+      if constexpr (NVMAX >= 4) attn_micro<R, 4, ACC>(a, sam, sak, b, ldb, c, ldc, kn);
+      break;
+  }
+}
+
+template <bool ACC>
+inline void attn_micro_any(int rows, int nv, const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb,
+                           float* c, int64_t ldc, int64_t kn) {
+  switch (rows) {
+    case 1: attn_micro_nv<1, ACC>(nv, a, sam, sak, b, ldb, c, ldc, kn); break;
+    case 2: attn_micro_nv<2, ACC>(nv, a, sam, sak, b, ldb, c, ldc, kn); break;
+    case 3: attn_micro_nv<3, ACC>(nv, a, sam, sak, b, ldb, c, ldc, kn); break;
+    case 4: attn_micro_nv<4, ACC>(nv, a, sam, sak, b, ldb, c, ldc, kn); break;
+    case 5:
+      if constexpr (MR >= 5) attn_micro_nv<5, ACC>(nv, a, sam, sak, b, ldb, c, ldc, kn);
+      break;
+    default:
+      if constexpr (MR >= 6) attn_micro_nv<6, ACC>(nv, a, sam, sak, b, ldb, c, ldc, kn);
+      break;
+  }
+}
+
+// Small GEMM over rows [0, m) of C: C[i][0..n) (+)= Σ_{k∈[k0,k1)} A[i·sam + k·sak] · B[k·ldb + ..].
+// range(r0, rows, n, k0, k1) gives, per block of rows, the column count n (a multiple of W) and the
+// k range, so causal blocks skip the keys (or queries) they cannot see.
+template <bool ACC, typename Range>
+inline void attn_gemm(int64_t m, const float* a, int64_t sam, int64_t sak, const float* b, int64_t ldb, float* c,
+                      int64_t ldc, Range range) {
+  for (int64_t r0 = 0; r0 < m; r0 += MR) {
+    const int rows = m - r0 < MR ? static_cast<int>(m - r0) : MR;
+    int64_t n = 0, k0 = 0, k1 = 0;
+    range(r0, rows, n, k0, k1);
+    if (k1 < k0) k1 = k0;
+    if (ACC && k1 == k0) continue;
+    for (int64_t c0 = 0; c0 < n; c0 += NVMAX * W) {
+      const int nv = (n - c0) / W < NVMAX ? static_cast<int>((n - c0) / W) : NVMAX;
+      attn_micro_any<ACC>(rows, nv, a + r0 * sam + k0 * sak, sam, sak, b + k0 * ldb + c0, ldb, c + r0 * ldc + c0, ldc,
+                          k1 - k0);
     }
-    for (int v = 0; v < NV; ++v) store(s + i * BK + v * W, a0[v]);
   }
 }
 
@@ -365,28 +420,33 @@ inline void pack_transposed(const float* k, int64_t nk, int64_t dim, float* kt) 
   }
 }
 
-// Scales scores and applies causal and additive masks to the tile [i0, i0+nq) × [j0, j0+nk);
-// columns >= nk become -inf.
-inline void mask_tile(float* s, int64_t nq, int64_t nk, int64_t i0, int64_t j0, const AttnParams& p, int64_t b,
-                      int64_t h) {
-  const float ninf = -std::numeric_limits<float>::infinity();
-  const int64_t shift = p.tk - p.tq;
-  for (int64_t i = 0; i < nq; ++i) {
-    float* row = s + i * BK;
-    for (int v = 0; v < BK; v += W) store(row + v, load(row + v) * p.scale);
-    if (p.mask != nullptr) {
-      const float* mrow = p.mask + b * p.mask_strides[0] + h * p.mask_strides[1] + (i0 + i) * p.mask_strides[2] +
-                          j0 * p.mask_strides[3];
-      const int64_t ms = p.mask_strides[3];
-      for (int64_t j = 0; j < nk; ++j) row[j] += mrow[j * ms];
-    }
-    int64_t limit = nk;  // keys at or beyond limit (tile-relative) are masked
-    if (p.causal) {
-      int64_t last = i0 + i + shift - j0;  // last allowed tile-relative key
-      if (last + 1 < limit) limit = last + 1 < 0 ? 0 : last + 1;
-    }
-    for (int64_t j = limit; j < BK; ++j) row[j] = ninf;
+// dst rows of length ld (>= dim, tail zeroed) from n dense rows of length dim.
+inline void copy_padded(const float* src, int64_t n, int64_t dim, int64_t ld, float* dst) {
+  for (int64_t r = 0; r < n; ++r) {
+    std::memcpy(dst + r * ld, src + r * dim, sizeof(float) * dim);
+    for (int64_t d = dim; d < ld; ++d) dst[r * ld + d] = 0.0f;
   }
+}
+
+// Keys of the tile at j0 (nk of them) that query row qi may see before the additive mask.
+inline int64_t attn_row_limit(const AttnParams& p, int64_t qi, int64_t j0, int64_t nk) {
+  if (!p.causal) return nk;
+  const int64_t lim = qi + (p.tk - p.tq) + 1 - j0;
+  return lim < 0 ? 0 : (lim > nk ? nk : lim);
+}
+
+// Scales row[0..nc) of raw scores, adds the mask for keys < lim and sets [lim, nc) to −inf.
+inline void attn_scale_mask_row(float* row, int64_t lim, int64_t nc, const AttnParams& p, int64_t b, int64_t h,
+                                int64_t qi, int64_t j0) {
+  const vf vs = splat(p.scale);
+  for (int64_t c = 0; c < nc; c += W) store(row + c, load(row + c) * vs);
+  if (p.mask != nullptr) {
+    const float* mrow =
+        p.mask + b * p.mask_strides[0] + h * p.mask_strides[1] + qi * p.mask_strides[2] + j0 * p.mask_strides[3];
+    const int64_t ms = p.mask_strides[3];
+    for (int64_t j = 0; j < lim; ++j) row[j] += mrow[j * ms];
+  }
+  for (int64_t j = lim; j < nc; ++j) row[j] = -std::numeric_limits<float>::infinity();
 }
 
 }  // namespace
@@ -712,63 +772,102 @@ void cross_entropy_backward_rows(const float* logits, const float* lse, const in
 
 // ------------------------------------------------------------------ attention
 
-// Scratch layout: kt [dim*BK] | s [BQ*BK] | o [BQ*dim] | m, l [BQ each].
+// Forward for query rows [q0, q1) of one head: per 64-row query tile, an online softmax over
+// 64-key tiles; scores and P·V run through the register-blocked micro-kernel, and causal tiles
+// only compute the columns (keys) their rows can see, rounded up to a vector.
 void attention_task(const float* q, const float* k, const float* v, const AttnParams& p, int64_t b, int64_t h,
                     int64_t q0, int64_t q1, float* out, float* lse, float* scratch) {
   const float ninf = -std::numeric_limits<float>::infinity();
-  const int64_t dim = p.dim, head = b * p.heads + h;
+  const int64_t dim = p.dim, dimp = round_up_w(dim), head = b * p.heads + h;
+  const bool padded = dimp != dim;
   const float* qh = q + head * p.tq * dim;
   const float* kh = k + head * p.tk * dim;
   const float* vh = v + head * p.tk * dim;
+  const int64_t dp16 = attn_dim_padded(dim);
+  const int64_t kt_floats = attn_packed_keys_floats(p.tk, dim);
+  const bool pack_all = kt_floats > BK * dim || p.tk <= BK;
   float* kt = scratch;
-  float* s = kt + dim * BK;
+  float* vp = kt + kt_floats;
+  float* s = vp + (attn_needs_padding(dim) ? p.tk * dp16 : 0);
   float* o = s + BQ * BK;
-  float* mrow = o + BQ * dim;
+  float* mrow = o + BQ * dp16;
   float* lrow = mrow + BQ;
   const int64_t shift = p.tk - p.tq;
+  int64_t kend = p.tk;  // keys any row of this task may see
+  if (p.causal) kend = q1 + shift < 0 ? 0 : (q1 + shift < kend ? q1 + shift : kend);
+  const float* vb = vh;
+  int64_t ldv = dim;
+  if (padded) {
+    copy_padded(vh, kend, dim, dimp, vp);
+    vb = vp;
+    ldv = dimp;
+  }
+  if (pack_all)
+    for (int64_t j0 = 0; j0 < kend; j0 += BK)
+      pack_transposed(kh + j0 * dim, p.tk - j0 < BK ? p.tk - j0 : BK, dim, kt + (j0 / BK) * dim * BK);
   for (int64_t i0 = q0; i0 < q1; i0 += BQ) {
     const int64_t nq = (q1 - i0) < BQ ? (q1 - i0) : BQ;
     for (int64_t i = 0; i < nq; ++i) {
       mrow[i] = ninf;
       lrow[i] = 0.0f;
     }
-    std::memset(o, 0, sizeof(float) * nq * dim);
-    int64_t kend = p.tk;
-    if (p.causal) {
-      int64_t last = i0 + nq - 1 + shift;  // the block's last row sees keys up to here
-      kend = last + 1 < kend ? (last + 1 < 0 ? 0 : last + 1) : kend;
-    }
-    for (int64_t j0 = 0; j0 < kend; j0 += BK) {
-      const int64_t nk = (kend - j0) < BK ? (kend - j0) : BK;
-      pack_transposed(kh + j0 * dim, nk, dim, kt);
-      tile_scores(qh + i0 * dim, nq, dim, kt, s);
-      mask_tile(s, nq, nk, i0, j0, p, b, h);
+    std::memset(o, 0, sizeof(float) * nq * dimp);
+    int64_t tend = p.tk;
+    if (p.causal) tend = i0 + nq + shift < 0 ? 0 : (i0 + nq + shift < tend ? i0 + nq + shift : tend);
+    for (int64_t j0 = 0; j0 < tend; j0 += BK) {
+      const int64_t nk = (p.tk - j0) < BK ? (p.tk - j0) : BK;
+      const float* ktile = kt + (j0 / BK) * dim * BK;
+      if (!pack_all) {
+        ktile = kt;
+        pack_transposed(kh + j0 * dim, nk, dim, kt);
+      }
+      auto lim = [&](int64_t i) { return attn_row_limit(p, i0 + i, j0, nk); };
+      const int64_t ncv_tile = round_up_w(lim(nq - 1));
+      attn_gemm<false>(nq, qh + i0 * dim, dim, 1, ktile, BK, s, BK,
+                       [&](int64_t r0, int rows, int64_t& n, int64_t& k0, int64_t& k1) {
+                         n = round_up_w(lim(r0 + rows - 1));
+                         k0 = 0;
+                         k1 = dim;
+                       });
       for (int64_t i = 0; i < nq; ++i) {
         float* row = s + i * BK;
+        const int64_t li = lim(i), nc = round_up_w(li);
+        if (li == 0) {
+          std::memset(row, 0, sizeof(float) * ncv_tile);
+          continue;
+        }
+        attn_scale_mask_row(row, li, nc, p, b, h, i0 + i, j0);
         vf vmx = load(row);
-        for (int c = W; c < BK; c += W) vmx = vmax(vmx, load(row + c));
+        for (int64_t c = W; c < nc; c += W) vmx = vmax(vmx, load(row + c));
         const float bm = hmax(vmx);
         const float mnew = bm > mrow[i] ? bm : mrow[i];
-        if (mnew == ninf) continue;  // everything so far masked: nothing to add
-        const float alpha = sexp(mrow[i] - mnew);
+        if (mnew == ninf) {  // everything so far masked: nothing to add
+          std::memset(row, 0, sizeof(float) * ncv_tile);
+          continue;
+        }
+        const float alpha = mrow[i] == ninf ? 0.0f : sexp(mrow[i] - mnew);
         const vf vm = splat(mnew);
         vf acc = splat(0.0f);
-        for (int c = 0; c < BK; c += W) {
+        for (int64_t c = 0; c < nc; c += W) {
           vf e = vexp(load(row + c) - vm);
           acc += e;
           store(row + c, e);
         }
+        for (int64_t c = nc; c < ncv_tile; c += W) store(row + c, splat(0.0f));
         lrow[i] = lrow[i] * alpha + hsum(acc);
+        if (mrow[i] != ninf && alpha != 1.0f) {
+          float* orow = o + i * dimp;
+          const vf va = splat(alpha);
+          for (int64_t d = 0; d < dimp; d += W) store(orow + d, load(orow + d) * va);
+        }
         mrow[i] = mnew;
-        float* orow = o + i * dim;
-        if (alpha != 1.0f) {
-          for (int64_t d = 0; d < dim; ++d) orow[d] *= alpha;
-        }
-        for (int64_t j = 0; j < nk; ++j) {
-          const float pj = row[j];
-          if (pj != 0.0f) axpy(orow, pj, vh + (j0 + j) * dim, dim);
-        }
       }
+      attn_gemm<true>(nq, s, BK, 1, vb + j0 * ldv, ldv, o, dimp,
+                      [&](int64_t r0, int rows, int64_t& n, int64_t& k0, int64_t& k1) {
+                        n = dimp;
+                        k0 = 0;
+                        k1 = lim(r0 + rows - 1);
+                      });
     }
     for (int64_t i = 0; i < nq; ++i) {
       float* dst = out + (head * p.tq + i0 + i) * dim;
@@ -778,77 +877,128 @@ void attention_task(const float* q, const float* k, const float* v, const AttnPa
         continue;
       }
       const float inv = 1.0f / lrow[i];
-      for (int64_t d = 0; d < dim; ++d) dst[d] = o[i * dim + d] * inv;
+      const float* orow = o + i * dimp;
+      for (int64_t d = 0; d < dim; ++d) dst[d] = orow[d] * inv;
       lse[head * p.tq + i0 + i] = mrow[i] + std::log(lrow[i]);
     }
   }
 }
 
-// Scratch layout: kt [dim*BK] | vt [dim*BK] | s [BQ*BK] | dp [BQ*BK] | delta [tq].
+// Backward for one head. Key tiles outer (their dK, dV stay in scratch), query tiles inner:
+// P is recomputed from lse, then dV += Pᵀ·dO, dS = P∘(dP − rowsum(dO∘O))·scale with dP = dO·Vᵀ,
+// dK += dSᵀ·Q and dQ += dS·K, all on the micro-kernel with causal ranges.
 void attention_backward_task(const float* q, const float* k, const float* v, const float* out, const float* lse,
                              const float* gout, const AttnParams& p, int64_t b, int64_t h, float* gq, float* gk,
                              float* gv, float* scratch) {
   const float ninf = -std::numeric_limits<float>::infinity();
-  const int64_t dim = p.dim, head = b * p.heads + h;
+  const int64_t dim = p.dim, dimp = round_up_w(dim), head = b * p.heads + h;
+  const bool padded = dimp != dim;
   const int64_t qoff = head * p.tq * dim, koff = head * p.tk * dim;
   const float *qh = q + qoff, *kh = k + koff, *vh = v + koff, *oh = out + qoff, *goh = gout + qoff;
   const float* lh = lse + head * p.tq;
   float *gqh = gq + qoff, *gkh = gk + koff, *gvh = gv + koff;
+  const int64_t dp16 = attn_dim_padded(dim);
   float* kt = scratch;
   float* vt = kt + dim * BK;
   float* s = vt + dim * BK;
-  float* dp = s + BQ * BK;
-  float* delta = dp + BQ * BK;
-  const int64_t shift = p.tk - p.tq;
+  float* ds = s + BQ * BK;
+  float* dkt = ds + BQ * BK;
+  float* dvt = dkt + BK * dp16;
+  float* extra = dvt + BK * dp16;
+  float* delta = extra + (attn_needs_padding(dim) ? (3 * p.tq + p.tk) * dp16 : 0);
+  // Row-major operands with rows dimp long (the caller's buffers when dim is a multiple of W).
+  const float *qb = qh, *kb = kh, *dob = goh;
+  float* dq = gqh;
+  if (padded) {
+    float* qp = extra;
+    float* dop = qp + p.tq * dimp;
+    dq = dop + p.tq * dimp;
+    float* kp = dq + p.tq * dimp;
+    copy_padded(qh, p.tq, dim, dimp, qp);
+    copy_padded(goh, p.tq, dim, dimp, dop);
+    copy_padded(kh, p.tk, dim, dimp, kp);
+    qb = qp;
+    dob = dop;
+    kb = kp;
+  }
+  std::memset(dq, 0, sizeof(float) * p.tq * dimp);
   for (int64_t i = 0; i < p.tq; ++i) delta[i] = dot(goh + i * dim, oh + i * dim, dim);
-  std::memset(gqh, 0, sizeof(float) * p.tq * dim);
-  std::memset(gkh, 0, sizeof(float) * p.tk * dim);
-  std::memset(gvh, 0, sizeof(float) * p.tk * dim);
+  const int64_t shift = p.tk - p.tq;
+  const vf vscale = splat(p.scale);
   for (int64_t j0 = 0; j0 < p.tk; j0 += BK) {
     const int64_t nk = (p.tk - j0) < BK ? (p.tk - j0) : BK;
-    pack_transposed(kh + j0 * dim, nk, dim, kt);
-    pack_transposed(vh + j0 * dim, nk, dim, vt);
+    std::memset(dkt, 0, sizeof(float) * nk * dimp);
+    std::memset(dvt, 0, sizeof(float) * nk * dimp);
     // Causal: the first query row that sees key j0 is j0 - shift.
     int64_t istart = 0;
     if (p.causal) istart = j0 - shift > 0 ? j0 - shift : 0;
+    if (istart < p.tq) {
+      pack_transposed(kh + j0 * dim, nk, dim, kt);
+      pack_transposed(vh + j0 * dim, nk, dim, vt);
+    }
     for (int64_t i0 = istart; i0 < p.tq; i0 += BQ) {
       const int64_t nq = (p.tq - i0) < BQ ? (p.tq - i0) : BQ;
-      tile_scores(qh + i0 * dim, nq, dim, kt, s);
-      mask_tile(s, nq, nk, i0, j0, p, b, h);
-      tile_scores(goh + i0 * dim, nq, dim, vt, dp);
+      auto lim = [&](int64_t i) { return attn_row_limit(p, i0 + i, j0, nk); };
+      const int64_t lim_last = lim(nq - 1);
+      const int64_t ncv_tile = round_up_w(lim_last);
+      auto score_range = [&](int64_t r0, int rows, int64_t& n, int64_t& k0, int64_t& k1) {
+        n = round_up_w(lim(r0 + rows - 1));
+        k0 = 0;
+        k1 = dim;
+      };
+      attn_gemm<false>(nq, qb + i0 * dimp, dimp, 1, kt, BK, s, BK, score_range);
+      attn_gemm<false>(nq, dob + i0 * dimp, dimp, 1, vt, BK, ds, BK, score_range);
       for (int64_t i = 0; i < nq; ++i) {
         float* row = s + i * BK;
-        float* dprow = dp + i * BK;
+        float* dsrow = ds + i * BK;
+        const int64_t li = lim(i), nc = round_up_w(li);
         const float l = lh[i0 + i];
-        if (l == ninf) {
-          for (int c = 0; c < BK; ++c) row[c] = dprow[c] = 0.0f;
+        if (li == 0 || l == ninf) {
+          std::memset(row, 0, sizeof(float) * ncv_tile);
+          std::memset(dsrow, 0, sizeof(float) * ncv_tile);
           continue;
         }
+        attn_scale_mask_row(row, li, nc, p, b, h, i0 + i, j0);
         const vf vl = splat(l), vd = splat(delta[i0 + i]);
-        for (int c = 0; c < BK; c += W) {
+        for (int64_t c = 0; c < nc; c += W) {
           vf pr = vexp(load(row + c) - vl);
           store(row + c, pr);
           // dS · scale; exactly 0 where p is 0 so a NaN in v of a dropped key cannot leak in.
-          vf ds = pr * (load(dprow + c) - vd) * p.scale;
-          store(dprow + c, pr == 0.0f ? splat(0.0f) : ds);
+          vf dsv = pr * (load(dsrow + c) - vd) * vscale;
+          store(dsrow + c, pr == 0.0f ? splat(0.0f) : dsv);
         }
-        // gq_i += Σ_j dS_ij k_j
-        float* gqi = gqh + (i0 + i) * dim;
-        for (int64_t j = 0; j < nk; ++j)
-          if (dprow[j] != 0.0f) axpy(gqi, dprow[j], kh + (j0 + j) * dim, dim);
-      }
-      // gv_j += Σ_i P_ij gout_i ;  gk_j += Σ_i dS_ij q_i
-      for (int64_t j = 0; j < nk; ++j) {
-        float* gvj = gvh + (j0 + j) * dim;
-        float* gkj = gkh + (j0 + j) * dim;
-        for (int64_t i = 0; i < nq; ++i) {
-          const float pij = s[i * BK + j], dsij = dp[i * BK + j];
-          if (pij != 0.0f) axpy(gvj, pij, goh + (i0 + i) * dim, dim);
-          if (dsij != 0.0f) axpy(gkj, dsij, qh + (i0 + i) * dim, dim);
+        for (int64_t c = nc; c < ncv_tile; c += W) {
+          store(row + c, splat(0.0f));
+          store(dsrow + c, splat(0.0f));
         }
       }
+      // Keys of this tile that some row of the query tile sees; per block of keys, the first row.
+      const int64_t mk = nk < lim_last ? nk : lim_last;
+      auto key_range = [&](int64_t r0, int, int64_t& n, int64_t& k0, int64_t& k1) {
+        n = dimp;
+        k0 = 0;
+        if (p.causal) {
+          const int64_t first = j0 + r0 - shift - i0;
+          k0 = first < 0 ? 0 : (first > nq ? nq : first);
+        }
+        k1 = nq;
+      };
+      attn_gemm<true>(mk, s, 1, BK, dob + i0 * dimp, dimp, dvt, dimp, key_range);
+      attn_gemm<true>(mk, ds, 1, BK, qb + i0 * dimp, dimp, dkt, dimp, key_range);
+      attn_gemm<true>(nq, ds, BK, 1, kb + j0 * dimp, dimp, dq + i0 * dimp, dimp,
+                      [&](int64_t r0, int rows, int64_t& n, int64_t& k0, int64_t& k1) {
+                        n = dimp;
+                        k0 = 0;
+                        k1 = lim(r0 + rows - 1);
+                      });
+    }
+    for (int64_t j = 0; j < nk; ++j) {
+      std::memcpy(gkh + (j0 + j) * dim, dkt + j * dimp, sizeof(float) * dim);
+      std::memcpy(gvh + (j0 + j) * dim, dvt + j * dimp, sizeof(float) * dim);
     }
   }
+  if (padded)
+    for (int64_t i = 0; i < p.tq; ++i) std::memcpy(gqh + i * dim, dq + i * dimp, sizeof(float) * dim);
 }
 
 // ------------------------------------------------------------------ AdamW
