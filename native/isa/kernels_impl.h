@@ -411,13 +411,61 @@ inline void attn_gemm(int64_t m, const float* a, int64_t sam, int64_t sak, const
   }
 }
 
-// Kt[d][j] = k[j][d] for j < nk, zero for nk <= j < BK.
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+// Kt[d][j] = k[j][d] for j < nk, zero for nk <= j < BK. 4×4 blocks through registers: the plain
+// strided copy costs several cycles an element.
 inline void pack_transposed(const float* k, int64_t nk, int64_t dim, float* kt) {
-  for (int64_t d = 0; d < dim; ++d) {
-    float* row = kt + d * BK;
-    for (int64_t j = 0; j < nk; ++j) row[j] = k[j * dim + d];
-    for (int64_t j = nk; j < BK; ++j) row[j] = 0.0f;
+  int64_t j = 0;
+  for (; j + 4 <= nk; j += 4) {
+    const float* r0 = k + j * dim;
+    int64_t d = 0;
+    for (; d + 4 <= dim; d += 4) {
+      v4f a, b, c, e;
+      std::memcpy(&a, r0 + d, 16);
+      std::memcpy(&b, r0 + dim + d, 16);
+      std::memcpy(&c, r0 + 2 * dim + d, 16);
+      std::memcpy(&e, r0 + 3 * dim + d, 16);
+      const v4f t0 = __builtin_shuffle(a, b, v4i{0, 4, 1, 5}), t1 = __builtin_shuffle(a, b, v4i{2, 6, 3, 7});
+      const v4f t2 = __builtin_shuffle(c, e, v4i{0, 4, 1, 5}), t3 = __builtin_shuffle(c, e, v4i{2, 6, 3, 7});
+      const v4f c0 = __builtin_shuffle(t0, t2, v4i{0, 1, 4, 5}), c1 = __builtin_shuffle(t0, t2, v4i{2, 3, 6, 7});
+      const v4f c2 = __builtin_shuffle(t1, t3, v4i{0, 1, 4, 5}), c3 = __builtin_shuffle(t1, t3, v4i{2, 3, 6, 7});
+      std::memcpy(kt + d * BK + j, &c0, 16);
+      std::memcpy(kt + (d + 1) * BK + j, &c1, 16);
+      std::memcpy(kt + (d + 2) * BK + j, &c2, 16);
+      std::memcpy(kt + (d + 3) * BK + j, &c3, 16);
+    }
+    for (; d < dim; ++d)
+      for (int r = 0; r < 4; ++r) kt[d * BK + j + r] = r0[r * dim + d];
   }
+  for (; j < nk; ++j)
+    for (int64_t d = 0; d < dim; ++d) kt[d * BK + j] = k[j * dim + d];
+  if (nk < BK)
+    for (int64_t d = 0; d < dim; ++d) std::memset(kt + d * BK + nk, 0, sizeof(float) * (BK - nk));
+}
+
+// Horizontal sum / max by halving (the row kernels' in-order hsum is kept for their exactness
+// elsewhere; attention only needs a fast, deterministic reduction).
+template <int S>
+inline vf rotate_lanes(vf v) {
+  vi m;
+  for (int i = 0; i < W; ++i) m[i] = (i + S) % W;
+  return __builtin_shuffle(v, m);
+}
+inline float hsum_tree(vf v) {
+  if constexpr (W >= 16) v += rotate_lanes<8>(v);
+  if constexpr (W >= 8) v += rotate_lanes<4>(v);
+  v += rotate_lanes<2>(v);
+  v += rotate_lanes<1>(v);
+  return v[0];
+}
+inline float hmax_tree(vf v) {
+  if constexpr (W >= 16) v = vmax(v, rotate_lanes<8>(v));
+  if constexpr (W >= 8) v = vmax(v, rotate_lanes<4>(v));
+  v = vmax(v, rotate_lanes<2>(v));
+  v = vmax(v, rotate_lanes<1>(v));
+  return v[0];
 }
 
 // dst rows of length ld (>= dim, tail zeroed) from n dense rows of length dim.
@@ -435,32 +483,90 @@ inline int64_t attn_row_limit(const AttnParams& p, int64_t qi, int64_t j0, int64
   return lim < 0 ? 0 : (lim > nk ? nk : lim);
 }
 
-// Scales row[0..nc) of raw scores, adds the mask for keys < lim and sets [lim, nc) to −inf.
+// Scales row[0..nc) of raw scores, adds the mask for keys < lim and sets [lim, nc) to −inf
+// (nc = lim rounded up to W, so only the last vector has masked lanes).
 inline void attn_scale_mask_row(float* row, int64_t lim, int64_t nc, const AttnParams& p, int64_t b, int64_t h,
                                 int64_t qi, int64_t j0) {
   const vf vs = splat(p.scale);
-  for (int64_t c = 0; c < nc; c += W) store(row + c, load(row + c) * vs);
+  for (int64_t c = 0; c + W < nc; c += W) store(row + c, load(row + c) * vs);
+  if (nc > 0) {
+    vf lane;
+    for (int i = 0; i < W; ++i) lane[i] = static_cast<float>(i);
+    const vf last = load(row + nc - W) * vs;
+    const vf ninf = splat(-std::numeric_limits<float>::infinity());
+    store(row + nc - W, lane >= static_cast<float>(lim - (nc - W)) ? ninf : last);
+  }
   if (p.mask != nullptr) {
     const float* mrow =
         p.mask + b * p.mask_strides[0] + h * p.mask_strides[1] + qi * p.mask_strides[2] + j0 * p.mask_strides[3];
     const int64_t ms = p.mask_strides[3];
     for (int64_t j = 0; j < lim; ++j) row[j] += mrow[j * ms];
   }
-  for (int64_t j = lim; j < nc; ++j) row[j] = -std::numeric_limits<float>::infinity();
 }
 
 }  // namespace
 
 // ------------------------------------------------------------------ elementwise
 
+// GELU (erf form) gets its own loops: the op switch hoisted out, two vectors in flight, and the
+// backward never loads y (it does not need it).
+inline vf gelu_vec(vf x) { return x * 0.5f * (1.0f + verf(x * kInvSqrt2)); }
+// exp for arguments <= 0 only (−x²/2 here): one rounding and one exponent add instead of vexp's
+// floor and split 2^n. Arguments below −87 give 0 (exp(−87) ≈ 1.6e-38), so ±inf·pdf is NaN as in
+// the reference formula.
+inline vf vexp_nonpositive(vf x) {
+  const vf xc = vmax(x, splat(-87.0f));
+  const vf magic = splat(12582912.0f);  // 1.5·2^23: adding it rounds to an integer
+  const vf fx = (xc * 1.44269504088896341f + magic) - magic;
+  vf r = xc - fx * 0.693359375f;
+  r = r - fx * -2.12194440e-4f;
+  const vf z = r * r;
+  vf y = splat(1.9875691500E-4f);
+  y = y * r + 1.3981999507E-3f;
+  y = y * r + 8.3334519073E-3f;
+  y = y * r + 4.1665795894E-2f;
+  y = y * r + 1.6666665459E-1f;
+  y = y * r + 5.0000001201E-1f;
+  y = y * z + r + 1.0f;
+  const vi n = __builtin_convertvector(fx, vi);
+  const vf e = y * (vf)((n + 127) << 23);
+  return x < -87.0f ? splat(0.0f) : e;
+}
+inline vf gelu_backward_vec(vf x, vf g) {
+  const vf cdf = 0.5f * (1.0f + verf(x * kInvSqrt2));
+  const vf pdf = vexp_nonpositive(-0.5f * x * x) * kInvSqrt2Pi;
+  return g * (cdf + x * pdf);
+}
+
 void unary_contig(int op, const float* x, float* out, int64_t n) {
   int64_t i = 0;
+  if (op == U_GELU) {
+    for (; i + 2 * W <= n; i += 2 * W) {
+      const vf a = gelu_vec(load(x + i)), b = gelu_vec(load(x + i + W));
+      store(out + i, a);
+      store(out + i + W, b);
+    }
+    for (; i + W <= n; i += W) store(out + i, gelu_vec(load(x + i)));
+    if (i < n) store_part(out + i, gelu_vec(load_part(x + i, n - i)), n - i);
+    return;
+  }
   for (; i + W <= n; i += W) store(out + i, unary_vec(op, load(x + i)));
   if (i < n) store_part(out + i, unary_vec(op, load_part(x + i, n - i)), n - i);
 }
 
 void unary_backward_contig(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n) {
   int64_t i = 0;
+  if (op == U_GELU) {
+    for (; i + 2 * W <= n; i += 2 * W) {
+      const vf a = gelu_backward_vec(load(x + i), load(gy + i));
+      const vf b = gelu_backward_vec(load(x + i + W), load(gy + i + W));
+      store(gx + i, a);
+      store(gx + i + W, b);
+    }
+    for (; i + W <= n; i += W) store(gx + i, gelu_backward_vec(load(x + i), load(gy + i)));
+    if (i < n) store_part(gx + i, gelu_backward_vec(load_part(x + i, n - i), load_part(gy + i, n - i)), n - i);
+    return;
+  }
   for (; i + W <= n; i += W) store(gx + i, unary_backward_vec(op, load(x + i), load(y + i), load(gy + i)));
   if (i < n) {
     int64_t r = n - i;
@@ -839,7 +945,7 @@ void attention_task(const float* q, const float* k, const float* v, const AttnPa
         attn_scale_mask_row(row, li, nc, p, b, h, i0 + i, j0);
         vf vmx = load(row);
         for (int64_t c = W; c < nc; c += W) vmx = vmax(vmx, load(row + c));
-        const float bm = hmax(vmx);
+        const float bm = hmax_tree(vmx);
         const float mnew = bm > mrow[i] ? bm : mrow[i];
         if (mnew == ninf) {  // everything so far masked: nothing to add
           std::memset(row, 0, sizeof(float) * ncv_tile);
@@ -854,7 +960,7 @@ void attention_task(const float* q, const float* k, const float* v, const AttnPa
           store(row + c, e);
         }
         for (int64_t c = nc; c < ncv_tile; c += W) store(row + c, splat(0.0f));
-        lrow[i] = lrow[i] * alpha + hsum(acc);
+        lrow[i] = lrow[i] * alpha + hsum_tree(acc);
         if (mrow[i] != ninf && alpha != 1.0f) {
           float* orow = o + i * dimp;
           const vf va = splat(alpha);

@@ -1,5 +1,5 @@
 /**
- * `weft bench gemm | matvec | ops`: our kernels against NumPy/OpenBLAS (or memcpy) in the same run.
+ * `weft bench gemm | matvec | ops | attention`: our kernels against NumPy/OpenBLAS (or memcpy) in the same run.
  * `--json` prints one JSON object per line; otherwise a table with ours, theirs and the ratio.
  */
 import type { Command } from 'commander';
@@ -7,6 +7,7 @@ import { getBackend } from '../tensor/backend/index.js';
 import { nativeAddonInfo, setNativeThreads } from '../tensor/backend/native.js';
 import { benchGemm, benchMatvec, LLM_SHAPES, parseShape, type GemmShape } from '../bench/gemm.js';
 import { benchOps } from '../bench/ops.js';
+import { ATTENTION_SHAPES, benchAttention, parseAttentionShape } from '../bench/attention.js';
 
 interface CommonOptions {
   json?: boolean;
@@ -146,4 +147,29 @@ export function registerBench(program: Command): void {
       console.log(`  ${r.op.padEnd(10)}${fmt(r.gbps, 12)}${fmt(r.memcpy_gbps, 13)}${fmt(r.ratio, 8, 3)}`);
     }
   });
+
+  bench
+    .command('attention')
+    .description('fused attention fwd + bwd against PyTorch\'s explicit path, same shapes and threads')
+    .option('--json', 'one JSON object per line')
+    .option('--threads <n>', 'threads for weft and torch (default: the pool size)')
+    .option('--no-torch', 'skip the PyTorch anchor')
+    .option('--shape <B,H,T,D[:c]...>', "shapes (':c' = causal); default: the GPT quickstart layer and longer sequences")
+    .action((opts: { json?: boolean; threads?: string; torch: boolean; shape?: string[] }) => {
+      const threads = useThreads(opts.threads);
+      const shapes = opts.shape?.map(parseAttentionShape) ?? ATTENTION_SHAPES;
+      const records = benchAttention(shapes, { backend: getBackend(), threads, torch: opts.torch });
+      if (opts.json) {
+        for (const r of records) console.log(JSON.stringify(r));
+        return;
+      }
+      console.log(`attention f32 — backend ${records[0].backend}, ${threads} thread(s); anchor: ${records[0].anchor}`);
+      console.log('  shape (B,H,T,D)     fwd ms   bwd ms  GFLOP/s  torch fwd  torch bwd   ratio');
+      for (const r of records) {
+        console.log(
+          `  ${r.shape.padEnd(16)}${fmt(r.fwd_ms, 9, 3)}${fmt(r.bwd_ms, 9, 3)}${fmt(r.gflops, 9)}` +
+            `${fmt(r.torch_fwd_ms, 11, 3)}${fmt(r.torch_bwd_ms, 11, 3)}${fmt(r.ratio, 8, 3)}`,
+        );
+      }
+    });
 }
