@@ -7,7 +7,9 @@ import { getBackend } from '../tensor/backend/index.js';
 import { nativeAddonInfo, setNativeThreads } from '../tensor/backend/native.js';
 import { benchGemm, benchMatvec, LLM_SHAPES, parseShape, type GemmShape } from '../bench/gemm.js';
 import { benchOps } from '../bench/ops.js';
+import { benchTokenizers } from '../bench/tokenizers.js';
 import { ATTENTION_SHAPES, benchAttention, parseAttentionShape } from '../bench/attention.js';
+import { benchMetrics, metricBenchLines } from '../bench/metrics.js';
 
 interface CommonOptions {
   json?: boolean;
@@ -170,6 +172,44 @@ export function registerBench(program: Command): void {
           `  ${r.shape.padEnd(16)}${fmt(r.fwd_ms, 9, 3)}${fmt(r.bwd_ms, 9, 3)}${fmt(r.gflops, 9)}` +
             `${fmt(r.torch_fwd_ms, 11, 3)}${fmt(r.torch_bwd_ms, 11, 3)}${fmt(r.ratio, 8, 3)}`,
         );
+      }
+    });
+  bench
+    .command('tokenizers')
+    .description('GPT-2 encode MB/s on TinyShakespeare (and the Chinese corpus): ours vs js-tiktoken and tiktoken (WASM)')
+    .option('--json', 'one JSON object per line')
+    .option('--gpt2 <dir>', 'directory with the GPT-2 tokenizer files (default ../shared/data/gpt2)')
+    .option('--file <path...>', 'corpora to encode instead of the defaults')
+    .option('--seconds <s>', 'seconds of repetitions per measurement (best time kept)', '1')
+    .action(async (opts: { json?: boolean; gpt2?: string; file?: string[]; seconds: string }) => {
+      const seconds = Number(opts.seconds);
+      if (!(seconds > 0)) throw new Error(`bench: --seconds must be a positive number, got '${opts.seconds}'`);
+      const records = await benchTokenizers({ gpt2Dir: opts.gpt2, files: opts.file, minSeconds: seconds });
+      if (opts.json) {
+        for (const r of records) console.log(JSON.stringify(r));
+        return;
+      }
+      console.log('tokenizers — GPT-2 encode, MB/s of UTF-8 input (ratio = ours / anchor; ours cold = word cache cleared each run)');
+      console.log('  corpus                    MB  ours cold  ours warm  js-tiktoken  ratio  tiktoken-wasm  ratio  same ids');
+      for (const r of records) {
+        const same = [r.ids_equal_js_tiktoken, r.ids_equal_tiktoken_wasm].every((x) => x !== false) ? 'yes' : 'NO';
+        console.log(
+          `  ${r.corpus.padEnd(22)}${fmt(r.bytes / 1e6, 6, 2)}${fmt(r.weft_mbps, 11)}${fmt(r.weft_warm_mbps, 11)}` +
+            `${fmt(r.js_tiktoken_mbps, 13)}${fmt(r.ratio_js_tiktoken, 7, 2)}${fmt(r.tiktoken_wasm_mbps, 15)}${fmt(r.ratio_tiktoken_wasm, 7, 2)}  ${same}`,
+        );
+        for (const n of r.notes) console.log(`    note: ${n}`);
+      }
+    });
+
+  bench
+    .command('metrics')
+    .description('metric throughput (corpus BLEU/chrF, ROUGE, CIDEr-D) vs sacrebleu on the same corpus')
+    .option('--pairs <n>', 'sentence pairs', '10000')
+    .option('--no-anchor', 'skip the sacrebleu anchor')
+    .option('--json', 'one JSON object per line')
+    .action((opts: { pairs: string; anchor: boolean; json?: boolean }) => {
+      for (const line of metricBenchLines(benchMetrics({ pairs: positiveInt(opts.pairs, '--pairs'), anchor: opts.anchor }), opts.json)) {
+        console.log(line);
       }
     });
 }

@@ -1,0 +1,22 @@
+/** Tokenizers: HF-compatible pipeline (BPE, WordPiece, Unigram), loaders and trainers. */
+export * from './types.js';
+export { Tokenizer, truncateEncoding } from './tokenizer.js';
+export type { AddedTokenInput, DecodeOptions, Direction, EncodeInput, EncodeOptions, PaddingParams, TokenizerParts, TruncationParams, TruncationStrategy } from './tokenizer.js';
+export { mergeEncodings, specialEncoding } from './encoding.js';
+export { BPE, type BPEOptions } from './models/bpe.js';
+export { ByteLevelPreTokenizer, scanGpt2 } from './pre-tokenizers/byte-level.js';
+export { SplitPreTokenizer, CL100K_PATTERN } from './pre-tokenizers/split.js';
+export { SequencePreTokenizer } from './pre-tokenizers/sequence.js';
+export { ByteLevelDecoder } from './decoders/byte-level.js';
+export { ByteLevelProcessor } from './processors/byte-level.js';
+export { TemplateProcessing } from './processors/template.js';
+export { BertProcessing } from './processors/bert.js';
+export { RobertaProcessing } from './processors/roberta.js';
+export { SequenceProcessor } from './processors/sequence.js';
+export { UnicodeNormalizer } from './normalizers/unicode.js';
+export { LowercaseNormalizer } from './normalizers/lowercase.js';
+export { StripNormalizer } from './normalizers/strip.js';
+export { ReplaceNormalizer } from './normalizers/replace.js';
+export { PrependNormalizer } from './normalizers/prepend.js';
+export { SequenceNormalizer } from './normalizers/sequence.js';
+export { gpt2Tokenizer, loadTokenizer } from './load.js';
