@@ -202,8 +202,8 @@ export interface BarSeries {
 export function barChart(opts: { title: string; categories: string[]; series: BarSeries[]; format?: (v: number) => string; width?: number }): string {
   const { categories, series } = opts;
   const fmt = opts.format ?? ((v: number) => v.toFixed(3));
-  const width = opts.width ?? 760;
-  const labelW = 230;
+  const width = opts.width ?? 940;
+  const labelW = 300;
   const valueW = 70;
   const barH = 14;
   const gap = 10;
@@ -233,10 +233,21 @@ export function barChart(opts: { title: string; categories: string[]; series: Ba
     parts.push(`<rect x="${lx}" y="${top - 6}" width="10" height="10" fill="${PALETTE[si % PALETTE.length]}"/><text x="${lx + 14}" y="${top + 3}" class="cl">${escapeHtml(s.name.slice(0, 22))}</text>`);
   });
   const y0 = top + legendH;
+  const grid: string[] = [];
+  // Ticks at round steps, with faint grid lines.
+  const raw = (hi - lo) / 5;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-12; t += step) {
+    const tx = x(t).toFixed(1);
+    grid.push(`<line x1="${tx}" y1="${y0 - 4}" x2="${tx}" y2="${height - 20}" stroke="#e6e8eb" stroke-width="1"/>`);
+    grid.push(`<text x="${tx}" y="${height - 6}" text-anchor="middle" class="cv">${escapeHtml(fmt(Math.abs(t) < 1e-12 ? 0 : t))}</text>`);
+  }
+  parts.push(...grid);
   parts.push(`<line x1="${x(0).toFixed(1)}" y1="${y0 - 4}" x2="${x(0).toFixed(1)}" y2="${height - 20}" stroke="#999" stroke-width="1"/>`);
   categories.forEach((cat, ci) => {
     const ry = y0 + ci * rowH;
-    parts.push(`<text x="${labelW - 8}" y="${ry + (series.length * barH) / 2 + 4}" text-anchor="end" class="cl">${escapeHtml(cat.length > 34 ? `${cat.slice(0, 33)}…` : cat)}</text>`);
+    parts.push(`<text x="${labelW - 8}" y="${ry + (series.length * barH) / 2 + 4}" text-anchor="end" class="cl">${escapeHtml(cat.length > 46 ? `${cat.slice(0, 45)}…` : cat)}</text>`);
     series.forEach((s, si) => {
       const v = s.values[ci];
       const by = ry + si * barH;
@@ -255,9 +266,6 @@ export function barChart(opts: { title: string; categories: string[]; series: Ba
       parts.push(`<text x="${(Math.max(x(v), x(0)) + 4 + (e !== null && e !== undefined && e > 0 ? Math.max(0, x(v + e) - x(v)) : 0)).toFixed(1)}" y="${by + barH - 3}" class="cv">${escapeHtml(fmt(v))}</text>`);
     });
   });
-  // Axis ticks at lo, 0 and hi.
-  const ticks = [...new Set([lo, 0, hi])];
-  for (const t of ticks) parts.push(`<text x="${x(t).toFixed(1)}" y="${height - 6}" text-anchor="middle" class="cv">${escapeHtml(fmt(t))}</text>`);
   parts.push('</svg>');
   return parts.join('');
 }
@@ -273,7 +281,7 @@ th{background:#f1f3f5;font-weight:600}td.n{text-align:right}tr.group td{font-wei
 .ct{font:600 13px system-ui,sans-serif;fill:#1d2329}.cl{font:12px system-ui,sans-serif;fill:#333}.cv{font:11px system-ui,sans-serif;fill:#555}
 .chart{margin:10px 0 18px;overflow-x:auto}.warn{background:#fff6e0;border:1px solid #f0d9a0;padding:8px 12px;border-radius:4px}
 code{font:12px ui-monospace,monospace;background:#f1f3f5;padding:1px 4px;border-radius:3px}
-.kv td:first-child{color:#5d6770;width:220px}
+.kv{table-layout:fixed}.kv td:first-child{color:#5d6770;width:180px}.kv code{white-space:pre-wrap;overflow-wrap:anywhere}
 `;
 
 function table(head: string[], rows: string[][], numeric: boolean[], rowClass: (i: number) => string = () => ''): string {

@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { get_encoding } from 'tiktoken';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gpt2TokenizerFromFiles, loadTokenizer } from '../../src/tokenizers/load.js';
+import { ByteLevelPreTokenizer } from '../../src/tokenizers/pre-tokenizers/byte-level.js';
+import { SequencePreTokenizer } from '../../src/tokenizers/pre-tokenizers/sequence.js';
+import { CL100K_PATTERN, SplitPreTokenizer } from '../../src/tokenizers/pre-tokenizers/split.js';
 import { Tokenizer } from '../../src/tokenizers/tokenizer.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -144,6 +147,20 @@ describe.skipIf(!HAVE)('GPT-2 byte-level BPE: ids identical to tiktoken', () => 
     const full = tok.encodeFull(sample);
     expect(full.ids).toEqual(tok.encode(sample));
     expect(full.tokens.map((t) => tok.tokenToId(t))).toEqual(full.ids);
+  });
+
+  it('a LLaMA-3-style Sequence [Split(cl100k regex), ByteLevel(no regex)]: fast path ids equal the full pipeline', () => {
+    const t = Tokenizer.fromJSON(tok.toJSON());
+    t.preTokenizer = new SequencePreTokenizer([
+      new SplitPreTokenizer({ kind: 'regex', value: CL100K_PATTERN }, 'Isolated'),
+      new ByteLevelPreTokenizer({ addPrefixSpace: false, useRegex: false }),
+    ]);
+    const sample = shakespeare.slice(0, 20_000).toUpperCase() + " I'LL 12345 x\r\n\r\n  y " + EMOJI;
+    const fast = t.encode(sample);
+    expect(t.encodeFull(sample).ids).toEqual(fast);
+    expect(t.decode(fast)).toBe(sample);
+    // The case-insensitive contractions and 3-digit groups really apply (differs from GPT-2's split).
+    expect(t.encode("I'LL 12345")).not.toEqual(tok.encode("I'LL 12345"));
   });
 
   it('property: random Unicode strings match tiktoken (and js-tiktoken where it follows Unicode) and round-trip', () => {

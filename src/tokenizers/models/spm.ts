@@ -96,6 +96,8 @@ class BigramQueue {
   }
 }
 
+const utf8Encoder = new TextEncoder();
+
 /** "▁", SentencePiece's space. */
 const SPACE = 0x2581;
 
@@ -114,6 +116,14 @@ export class SentencePieceBPE implements TokenizerModel {
   /** Whether text can be tokenized in chunks (see tokenize). */
   private readonly chunkable: boolean;
   private readonly cache = new Map<string, ModelToken[]>();
+  private pairTable: Map<number, number> | null = null;
+  private readonly queue = new BigramQueue();
+  private readonly popped = { left: 0, right: 0, size: 0 };
+  private scratchStart = new Int32Array(0);
+  private scratchLen = new Int32Array(0);
+  private scratchPrev = new Int32Array(0);
+  private scratchNext = new Int32Array(0);
+  private scratchId = new Int32Array(0);
 
   constructor(pieces: readonly string[], scores: ArrayLike<number>, options: SentencePieceBPEOptions = {}) {
     if (scores.length !== pieces.length) throw new Error(`SentencePieceBPE: ${pieces.length} pieces but ${scores.length} scores`);
@@ -175,40 +185,85 @@ export class SentencePieceBPE implements TokenizerModel {
     return out;
   }
 
+  /**
+   * (left id, right id) → id of their concatenation, for every split of every piece into two
+   * pieces: merge candidates without building strings. Built on first use.
+   */
+  private pairs(): Map<number, number> {
+    if (this.pairTable !== null) return this.pairTable;
+    const table = new Map<number, number>();
+    const n = this.pieces.length;
+    for (let id = 0; id < n; id++) {
+      const piece = this.pieces[id]!;
+      if (this.ids.get(piece) !== id) continue;
+      for (let k = 1; k < piece.length; k++) {
+        if ((piece.charCodeAt(k) & 0xfc00) === 0xdc00) continue; // inside a surrogate pair
+        const l = this.ids.get(piece.slice(0, k));
+        if (l === undefined) continue;
+        const r = this.ids.get(piece.slice(k));
+        if (r !== undefined) table.set(l * n + r, id);
+      }
+    }
+    this.pairTable = table;
+    return table;
+  }
+
+  /** Scratch arrays for tokenizeChunk, grown as needed. */
+  private grow(n: number): void {
+    if (this.scratchStart.length >= n) return;
+    const size = Math.max(n, this.scratchStart.length * 2);
+    this.scratchStart = new Int32Array(size);
+    this.scratchLen = new Int32Array(size);
+    this.scratchPrev = new Int32Array(size);
+    this.scratchNext = new Int32Array(size);
+    this.scratchId = new Int32Array(size);
+  }
+
   private tokenizeChunk(piece: string): ModelToken[] {
-    // Symbols: one per code point, as a doubly linked list over [start, start + len).
-    const starts: number[] = [];
-    for (let i = 0; i < piece.length; ) {
-      starts.push(i);
+    this.grow(piece.length + 1);
+    const start = this.scratchStart;
+    const len = this.scratchLen;
+    const prev = this.scratchPrev;
+    const next = this.scratchNext;
+    const symId = this.scratchId;
+    const ids = this.ids;
+    // Symbols: one per code point, as a doubly linked list over [start, start + len), with the
+    // id of their text (-1 when it is not a piece).
+    let n = 0;
+    for (let i = 0; i < piece.length; n++) {
       const c = piece.charCodeAt(i);
-      i += c >= 0xd800 && c <= 0xdbff && i + 1 < piece.length && (piece.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+      const w = c >= 0xd800 && c <= 0xdbff && i + 1 < piece.length && (piece.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+      start[n] = i;
+      len[n] = w;
+      prev[n] = n - 1;
+      next[n] = n + 1;
+      symId[n] = ids.get(w === 1 ? piece[i]! : piece.slice(i, i + 2)) ?? -1;
+      i += w;
     }
-    const n = starts.length;
-    const start = Int32Array.from(starts);
-    const len = new Int32Array(n);
-    const prev = new Int32Array(n);
-    const next = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      len[i] = (i + 1 < n ? start[i + 1]! : piece.length) - start[i]!;
-      prev[i] = i - 1;
-      next[i] = i + 1 < n ? i + 1 : -1;
-    }
-    const queue = new BigramQueue();
+    next[n - 1] = -1;
+    const pairs = this.pairs();
+    const vocab = this.pieces.length;
+    const queue = this.queue;
+    queue.length = 0;
     const tryAdd = (left: number, right: number): void => {
       if (left < 0 || right < 0) return;
       const size = len[left]! + len[right]!;
-      if (size > this.maxPieceLength) return;
-      const id = this.ids.get(piece.slice(start[left]!, start[left]! + size));
+      let id: number | undefined;
+      if (symId[left]! >= 0 && symId[right]! >= 0) id = pairs.get(symId[left]! * vocab + symId[right]!);
+      // A symbol outside the vocabulary (a lone character) can still start or end a piece.
+      else if (size <= this.maxPieceLength) id = ids.get(piece.slice(start[left]!, start[left]! + size));
       if (id === undefined) return;
       queue.push(this.scores[id]!, left, right, size);
     };
     for (let i = 1; i < n; i++) tryAdd(i - 1, i);
-    const b = { left: 0, right: 0, size: 0 };
+    const b = this.popped;
     while (queue.length > 0) {
       queue.pop(b);
       // Skip pairs whose symbols have changed since they were queued.
       if (len[b.left] === 0 || len[b.right] === 0 || len[b.left]! + len[b.right]! !== b.size || next[b.left] !== b.right) continue;
-      len[b.left] = len[b.left]! + len[b.right]!;
+      const merged = symId[b.left]! >= 0 && symId[b.right]! >= 0 ? pairs.get(symId[b.left]! * vocab + symId[b.right]!) : undefined;
+      symId[b.left] = merged ?? ids.get(piece.slice(start[b.left]!, start[b.left]! + b.size))!;
+      len[b.left] = b.size;
       len[b.right] = 0;
       next[b.left] = next[b.right]!;
       if (next[b.right]! >= 0) prev[next[b.right]!] = b.left;
@@ -219,14 +274,14 @@ export class SentencePieceBPE implements TokenizerModel {
     for (let i = 0; i !== -1; i = next[i]!) {
       const s = start[i]!;
       const e = s + len[i]!;
-      const value = piece.slice(s, e);
-      const id = this.ids.get(value);
-      if (id !== undefined) {
-        out.push({ id, value, start: s, end: e });
+      const id = symId[i]!;
+      if (id >= 0) {
+        out.push({ id, value: this.pieces[id]!, start: s, end: e });
         continue;
       }
       // Only a single character can be outside the vocabulary (merges always make pieces).
-      const bytes = Buffer.from(value, 'utf8');
+      const value = piece.slice(s, e);
+      const bytes = utf8Encoder.encode(value);
       if (this.byteFallback && bytes.every((x) => this.byteIds[x]! >= 0)) {
         for (const x of bytes) out.push({ id: this.byteIds[x]!, value: this.pieces[this.byteIds[x]!]!, start: s, end: e });
         continue;

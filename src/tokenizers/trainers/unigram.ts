@@ -220,12 +220,66 @@ export class Lattice {
   }
 }
 
-/** Trie edges are packed as parent node × 2^21 + code point (code points need 21 bits). */
-const EDGE_SHIFT = 0x200000;
+/**
+ * Trie edges (parent node, code point) → child node, in an open-addressing hash table over typed
+ * arrays: the lattice walks millions of edges per EM step, and a Map with composite double keys is
+ * several times slower.
+ */
+class EdgeTable {
+  private mask: number;
+  private parents: Int32Array;
+  private chars: Int32Array;
+  private children: Int32Array;
+  private count = 0;
+
+  constructor(capacity = 1024) {
+    let cap = 1024;
+    while (cap < capacity * 2) cap *= 2;
+    this.mask = cap - 1;
+    this.parents = new Int32Array(cap).fill(-1);
+    this.chars = new Int32Array(cap);
+    this.children = new Int32Array(cap);
+  }
+
+  private static slot(parent: number, char: number, mask: number): number {
+    return (Math.imul(parent, 0x9e3779b1) ^ Math.imul(char, 0x85ebca6b)) & mask;
+  }
+
+  get(parent: number, char: number): number {
+    const mask = this.mask;
+    for (let i = EdgeTable.slot(parent, char, mask); ; i = (i + 1) & mask) {
+      const p = this.parents[i];
+      if (p === -1) return -1;
+      if (p === parent && this.chars[i] === char) return this.children[i];
+    }
+  }
+
+  set(parent: number, char: number, child: number): void {
+    if (2 * (this.count + 1) > this.mask + 1) this.grow();
+    const mask = this.mask;
+    let i = EdgeTable.slot(parent, char, mask);
+    while (this.parents[i] !== -1) i = (i + 1) & mask;
+    this.parents[i] = parent;
+    this.chars[i] = char;
+    this.children[i] = child;
+    this.count++;
+  }
+
+  private grow(): void {
+    const { parents, chars, children } = this;
+    const cap = 2 * (this.mask + 1);
+    this.mask = cap - 1;
+    this.parents = new Int32Array(cap).fill(-1);
+    this.chars = new Int32Array(cap);
+    this.children = new Int32Array(cap);
+    this.count = 0;
+    for (let i = 0; i < parents.length; i++) if (parents[i] !== -1) this.set(parents[i], chars[i], children[i]);
+  }
+}
 
 /** The model being trained: a code-point trie over the pieces (exported for tests). */
 export class TrainingModel {
-  private readonly edges = new Map<number, number>();
+  private readonly edges: EdgeTable;
   /** Piece id ending at each trie node, or -1. */
   private readonly nodePiece: Int32Array;
   private readonly pieceScore: Float64Array;
@@ -235,6 +289,9 @@ export class TrainingModel {
   constructor(readonly pieces: readonly Piece[]) {
     let minScore = Number.POSITIVE_INFINITY;
     const nodePiece: number[] = [-1];
+    let totalChars = 0;
+    for (const [piece] of pieces) totalChars += piece.length;
+    this.edges = new EdgeTable(totalChars);
     this.pieceScore = new Float64Array(pieces.length);
     // Index 0 is the placeholder unknown: it matches no text.
     for (let id = 1; id < pieces.length; id++) {
@@ -245,12 +302,11 @@ export class TrainingModel {
       for (let k = 0; k < piece.length; k++) {
         const c = piece.codePointAt(k)!;
         if (c > 0xffff) k++;
-        const key = node * EDGE_SHIFT + c;
-        let child = this.edges.get(key);
-        if (child === undefined) {
+        let child = this.edges.get(node, c);
+        if (child === -1) {
           child = nodePiece.length;
           nodePiece.push(-1);
-          this.edges.set(key, child);
+          this.edges.set(node, c, child);
         }
         node = child;
       }
@@ -271,8 +327,8 @@ export class TrainingModel {
       let node = 0;
       let single = false;
       for (let end = start; end < n; ) {
-        const child = edges.get(node * EDGE_SHIFT + sentence[end]);
-        if (child === undefined) break;
+        const child = edges.get(node, sentence[end]);
+        if (child === -1) break;
         node = child;
         end++;
         const id = nodePiece[node];
