@@ -166,6 +166,7 @@ export function runTokenizerTrain(flags: TokenizerTrainFlags, io: CommandIO = de
     });
   } catch (e) {
     view.finish();
+    // Option problems (vocabulary too small, unigram with --min-frequency…) are the user's to fix.
     throw e instanceof RangeError || (e instanceof Error && e.message.startsWith('trainTokenizer')) ? new UsageError(e.message) : e;
   }
   view.finish();
@@ -261,9 +262,9 @@ export function registerTokenizer(program: Command, io?: CommandIO): void {
     .option('--vocab-size <n>', 'vocabulary size, special tokens included', parsePositiveInt)
     .option('--input <file>', 'UTF-8 text file to train on (repeat for several)', collect)
     .option('--out <dir>', 'directory for tokenizer.json (created if missing)')
-    .option('--min-frequency <n>', 'bpe/wordpiece: never merge a pair seen fewer times (default 2)', parseNonNegativeInt)
+    .option('--min-frequency <n>', 'bpe, wordpiece: never merge a pair seen fewer times (default 2)', parseNonNegativeInt)
     .option('--special-tokens <list>', 'comma-separated special tokens, first ids (default: <|endoftext|> / [PAD],[UNK],[CLS],[SEP],[MASK] / <unk>,<s>,</s>)')
-    .option('--limit-alphabet <n>', 'keep at most n distinct characters (default: wordpiece 1000, others unlimited)', parseNonNegativeInt)
+    .option('--limit-alphabet <n>', 'bpe, wordpiece: keep at most n distinct characters (default: wordpiece 1000, bpe unlimited)', parseNonNegativeInt)
     .option('--json', 'print progress and the result as JSON lines instead of a progress bar')
     .action((flags: TokenizerTrainFlags) => {
       runTokenizerTrain(flags, io);

@@ -199,7 +199,7 @@ export interface BarSeries {
 }
 
 /** A horizontal grouped bar chart as inline SVG (bars start at zero; negative values go left). */
-export function barChart(opts: { title: string; categories: string[]; series: BarSeries[]; format?: (v: number) => string; width?: number }): string {
+export function barChart(opts: { title: string; categories: string[]; series: BarSeries[]; format?: (v: number) => string; width?: number; showMissing?: boolean }): string {
   const { categories, series } = opts;
   const fmt = opts.format ?? ((v: number) => v.toFixed(3));
   const width = opts.width ?? 940;
@@ -252,6 +252,7 @@ export function barChart(opts: { title: string; categories: string[]; series: Ba
       const v = s.values[ci];
       const by = ry + si * barH;
       if (v === null || v === undefined) {
+        if (opts.showMissing === false) return;
         parts.push(`<text x="${x(0) + 4}" y="${by + barH - 3}" class="cv">n/a</text>`);
         return;
       }
@@ -277,7 +278,7 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bott
 h3{font-size:15px;margin:18px 0 6px}.sub{color:#5d6770;margin:0 0 16px}
 table{border-collapse:collapse;margin:8px 0 16px;font-variant-numeric:tabular-nums;width:100%}
 th,td{padding:4px 10px;border-bottom:1px solid #eceef1;text-align:left;vertical-align:top}
-th{background:#f1f3f5;font-weight:600}td.n{text-align:right}tr.group td{font-weight:600;background:#fafbfc}
+th{background:#f1f3f5;font-weight:600}td.n,th.n{text-align:right}tr.group td{font-weight:600;background:#fafbfc}
 .ct{font:600 13px system-ui,sans-serif;fill:#1d2329}.cl{font:12px system-ui,sans-serif;fill:#333}.cv{font:11px system-ui,sans-serif;fill:#555}
 .chart{margin:10px 0 18px;overflow-x:auto}.warn{background:#fff6e0;border:1px solid #f0d9a0;padding:8px 12px;border-radius:4px}
 code{font:12px ui-monospace,monospace;background:#f1f3f5;padding:1px 4px;border-radius:3px}
@@ -285,7 +286,7 @@ code{font:12px ui-monospace,monospace;background:#f1f3f5;padding:1px 4px;border-
 `;
 
 function table(head: string[], rows: string[][], numeric: boolean[], rowClass: (i: number) => string = () => ''): string {
-  const th = head.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
+  const th = head.map((h, j) => `<th${numeric[j] === true ? ' class="n"' : ''}>${escapeHtml(h)}</th>`).join('');
   const body = rows.map((r, i) => `<tr class="${rowClass(i)}">${r.map((c, j) => `<td${numeric[j] === true ? ' class="n"' : ''}>${c}</td>`).join('')}</tr>`).join('\n');
   return `<table><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
@@ -357,6 +358,7 @@ export function htmlReport(runs: readonly EvalResults[], title = 'Weft evaluatio
               { name: 'generation', values: tps.map(([, e]) => e.generation_tokens_per_s) },
             ],
             format: (v) => v.toFixed(0),
+            showMissing: false,
           })}</div>`,
         );
       }

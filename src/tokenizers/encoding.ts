@@ -30,14 +30,17 @@ export function sliceEncoding(e: Encoding, start: number, stop: number): Encodin
 /** Concatenates encodings (offsets are kept as they are: each refers to its own input). */
 export function mergeEncodings(parts: readonly Encoding[]): Encoding {
   const out = emptyEncoding();
+  // Element-wise appends: spreading a long array into push() overflows the call stack (~100K tokens).
   for (const p of parts) {
-    out.ids.push(...p.ids);
-    out.tokens.push(...p.tokens);
-    out.offsets.push(...p.offsets);
-    out.typeIds.push(...p.typeIds);
-    out.attentionMask.push(...p.attentionMask);
-    out.specialTokensMask.push(...p.specialTokensMask);
-    out.sequenceIds.push(...p.sequenceIds);
+    for (let i = 0; i < p.ids.length; i++) {
+      out.ids.push(p.ids[i]!);
+      out.tokens.push(p.tokens[i]!);
+      out.offsets.push(p.offsets[i]!);
+      out.typeIds.push(p.typeIds[i]!);
+      out.attentionMask.push(p.attentionMask[i]!);
+      out.specialTokensMask.push(p.specialTokensMask[i]!);
+      out.sequenceIds.push(p.sequenceIds[i]!);
+    }
   }
   return out;
 }

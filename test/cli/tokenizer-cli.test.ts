@@ -105,6 +105,8 @@ describe('weft tokenizer train', () => {
     await expect(cli().run('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', '--input', a)).rejects.toThrow(/--out <dir> is required/);
     await expect(cli().run('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', '--input', a, '--out', a)).rejects.toThrow(/--out .*a\.txt: exists and is not a directory/);
     await expect(cli().run('tokenizer', 'train', '--type', 'unigram', '--vocab-size', '5', '--input', a, '--out', out)).rejects.toThrow(/distinct characters, more than vocabSize 5/);
+    await expect(cli().run('tokenizer', 'train', '--type', 'unigram', '--vocab-size', '500', '--input', a, '--out', out, '--min-frequency', '3')).rejects.toThrow(/minFrequency and limitAlphabet apply to bpe and wordpiece only/);
+    expect(existsSync(join(out, 'tokenizer.json'))).toBe(false);
   });
 });
 

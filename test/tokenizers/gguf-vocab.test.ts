@@ -140,6 +140,16 @@ describe('gpt2 BPE and bert WPM from GGUF', () => {
     expect(tok.encode('hello world')).toEqual([11, 16]);
     expect(tok.encode('hello<|endoftext|>')).toEqual([11, 17]);
     expect(tok.decode([11, 16])).toBe('hello world');
+    const withBos = fromMeta([
+      ['tokenizer.ggml.model', str('gpt2')],
+      ['tokenizer.ggml.tokens', strings(tokens)],
+      ['tokenizer.ggml.token_type', ints(types)],
+      ['tokenizer.ggml.merges', strings(merges)],
+      ['tokenizer.ggml.bos_token_id', u32(17)],
+      ['tokenizer.ggml.add_bos_token', bool(true)],
+    ]);
+    expect(withBos.encode('hello world')).toEqual([17, 11, 16]);
+    expect(withBos.encode('hello world', { addSpecialTokens: false })).toEqual([11, 16]);
   });
 
   it('undoes the phantom-space renaming for WordPiece', () => {

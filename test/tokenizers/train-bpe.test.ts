@@ -1,7 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
 import { BpeTrainer, computeAlphabet, type BpeTrainerOptions, type BpeTrainResult } from '../../src/tokenizers/trainers/bpe.js';
-import type { TrainerProgress } from '../../src/tokenizers/trainers/common.js';
+import { countWords, linesWithEndings, toByteLevelString, type TrainerProgress } from '../../src/tokenizers/trainers/common.js';
+import { trainingPipeline, trainTokenizer } from '../../src/tokenizers/trainers/index.js';
+import { BYTE_TABLES } from '../../src/tokenizers/util.js';
+
+const SHAKESPEARE = readFileSync(new URL('../../data/tinyshakespeare.txt', import.meta.url), 'utf8');
+const ZH_PATH = new URL('../../../shared/data/zh/sanguo_yanyi.txt', import.meta.url);
+const HAS_ZH = existsSync(ZH_PATH);
+const ZH = HAS_ZH ? readFileSync(ZH_PATH, 'utf8') : '';
 
 /**
  * The obviously-correct trainer: every step recounts every pair in every word and picks the
@@ -164,15 +172,36 @@ describe('BpeTrainer', () => {
     );
   });
 
-  it('matches the naive trainer on a real text sample (space-split words of TinyShakespeare)', async () => {
-    const { readFileSync } = await import('node:fs');
-    const text = readFileSync(new URL('../../data/tinyshakespeare.txt', import.meta.url), 'utf8').slice(0, 30_000);
+  it('matches the naive trainer on a real text sample (space-split words of TinyShakespeare)', () => {
+    const text = SHAKESPEARE.slice(0, 30_000);
     const wc = new Map<string, number>();
     for (const w of text.split(/\s+/)) if (w !== '') wc.set(w, (wc.get(w) ?? 0) + 1);
     const o = { vocabSize: 300, minFrequency: 2 };
     const fast = new BpeTrainer(o).train(wc);
     expect(fast.merges.length).toBeGreaterThan(200);
     expect(fast.merges).toEqual(naiveBpe(wc, o).merges);
+  });
+
+  it('matches the naive trainer on byte-level words of English and Chinese text (the GPT-2 pipeline)', () => {
+    const text = SHAKESPEARE.slice(500_000, 520_000) + (HAS_ZH ? ZH.slice(100_000, 106_000) : '天下大势，分久必合，合久必分。\n'.repeat(50));
+    const wc = countWords(linesWithEndings(text), trainingPipeline('bpe'));
+    const o = { vocabSize: 450, minFrequency: 2, specialTokens: ['<|endoftext|>'], initialAlphabet: BYTE_TABLES.byteToChar };
+    const fast = new BpeTrainer(o).train(wc);
+    expect(fast.merges.length).toBe(450 - 257);
+    expect(fast.merges).toEqual(naiveBpe(wc, o).merges);
+  });
+
+  it.skipIf(!HAS_ZH)('trains the benchmark vocabulary: 8,000 byte-level tokens on TinyShakespeare + the Chinese corpus', () => {
+    const tok = trainTokenizer([SHAKESPEARE, ZH], { type: 'bpe', vocabSize: 8000 });
+    expect(tok.vocabSize).toBe(8000);
+    const vocab = tok.getVocab();
+    // Frequent names of each corpus became single tokens.
+    const words = ['ROMEO', ' the', ' KING', '玄德', '孔明', '曹操'];
+    expect(words.filter((w) => !vocab.has(toByteLevelString(w)))).toEqual([]);
+    const sample = ZH.slice(0, 2000) + SHAKESPEARE.slice(0, 2000);
+    expect(tok.decode(tok.encode(sample))).toBe(sample);
+    // Well compressed: several bytes per token on the training text.
+    expect(Buffer.byteLength(sample) / tok.encode(sample).length).toBeGreaterThan(2.5);
   });
 
   it('reports merge progress up to the number of merges learned', () => {

@@ -11,6 +11,8 @@ import { GPT } from '../../models/gpt.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { makeDisjointWindow, rollingTokenWindows } from '../metrics/perplexity.js';
+import { Tokenizer } from '../../tokenizers/index.js';
+import type { Json } from '../../tokenizers/types.js';
 import { recoverCheckpoint, TOKENIZER_FILE } from '../../train/checkpoint.js';
 import { type BackendCallbacks, cutAtStop, type EvalBackend, type GenerationRequest, type LoglikelihoodRequest, type LoglikelihoodResult, type RollingResult } from './backend.js';
 
@@ -66,15 +68,36 @@ export class LossyCharTokenizer implements EvalTokenizer {
   }
 }
 
-/** Reads the tokenizer.json of a run directory. */
+/**
+ * A Hugging Face tokenizer.json tokenizer, encoding without special tokens as lm-eval's HFLM does for
+ * causal models; texts with no context start from the end-of-text (or BOS) token.
+ */
+export class HFEvalTokenizer implements EvalTokenizer {
+  readonly prefixTokenId: number;
+  constructor(private readonly inner: Tokenizer) {
+    this.prefixTokenId = ['<|endoftext|>', '</s>', '<s>', '<|begin_of_text|>'].map((t) => inner.tokenToId(t)).find((id) => id !== undefined) ?? 0;
+  }
+  get vocabSize(): number {
+    return this.inner.vocabSize;
+  }
+  encode(text: string): number[] {
+    return this.inner.encode(text, { addSpecialTokens: false });
+  }
+  decode(ids: readonly number[]): string {
+    return this.inner.decode(ids, { skipSpecialTokens: false });
+  }
+}
+
+/** Reads the tokenizer.json of a run directory (Weft's character tokenizer or a Hugging Face one). */
 export function loadRunTokenizer(dir: string): EvalTokenizer {
   const path = join(dir, TOKENIZER_FILE);
   if (!existsSync(path)) throw new Error(`${dir}: no ${TOKENIZER_FILE}; point --model at a run directory written by weft train`);
   const json: unknown = JSON.parse(readFileSync(path, 'utf8'));
   const type = typeof json === 'object' && json !== null && 'type' in json ? (json as { type: unknown }).type : undefined;
   if (type === 'char') return new LossyCharTokenizer(CharTokenizer.fromJSON(json));
+  if (typeof json === 'object' && json !== null && 'model' in json) return new HFEvalTokenizer(Tokenizer.fromJSON(json as Json));
   throw new Error(
-    `${path}: tokenizer type ${JSON.stringify(type)} is not supported by weft eval yet (character tokenizers are); ` +
+    `${path}: tokenizer type ${JSON.stringify(type)} is not supported by weft eval (character tokenizers and Hugging Face tokenizer.json are); ` +
       'from code, pass any {encode, decode, vocabSize, prefixTokenId} to new LocalBackend(model, tokenizer)',
   );
 }

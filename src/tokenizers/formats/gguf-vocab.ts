@@ -166,6 +166,7 @@ function gpt2Bpe(f: GGUFFile, tokens: string[], types: ArrayLike<number> | undef
   const eos = checkId(ggufInt(f, 'tokenizer.ggml.eos_token_id'), n, 'EOS token id');
   // llama.cpp adds no BOS to BPE vocabularies unless the file asks for it.
   const post = bosEosProcessor(tokens, ggufBool(f, 'tokenizer.ggml.add_bos_token') === true ? bos : null, ggufBool(f, 'tokenizer.ggml.add_eos_token') === true ? eos : null);
+  const byteLevelPost: JsonObject = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true };
   const json: JsonObject = {
     version: '1.0',
     truncation: null,
@@ -173,7 +174,7 @@ function gpt2Bpe(f: GGUFFile, tokens: string[], types: ArrayLike<number> | undef
     added_tokens: addedTokensFor(tokens, types),
     normalizer: null,
     pre_tokenizer: preTokenizer,
-    post_processor: post ?? { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+    post_processor: post === null ? byteLevelPost : { type: 'Sequence', processors: [byteLevelPost, post] },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: 'BPE',

@@ -139,6 +139,9 @@ export function trainTokenizerFromFiles(paths: readonly string[], options: Train
 export function trainTokenizerFromCounts(counts: WordCounts, options: TrainTokenizerOptions): Tokenizer {
   const recipe = RECIPES[options.type];
   if (recipe === undefined) throw new Error(`trainTokenizer: unknown type '${String(options.type)}' (expected one of ${TRAINABLE_TYPES.join(', ')})`);
+  if (options.type === 'unigram' && (options.minFrequency !== undefined || options.limitAlphabet !== undefined)) {
+    throw new Error('trainTokenizer(unigram): minFrequency and limitAlphabet apply to bpe and wordpiece only (the Unigram trainer prunes by likelihood)');
+  }
   const pipeline = trainingPipeline(options.type);
   const vocabSize = options.vocabSize ?? recipe.vocabSize;
   const specialTokens = options.specialTokens ?? recipe.specialTokens;
