@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { registerBench } from './bench.js';
 import { registerDoctor } from './doctor.js';
+import { registerEval } from './eval.js';
 import { registerQuickstart } from './quickstart.js';
 import { registerSample } from './sample.js';
 import { registerTrain } from './train.js';
@@ -18,6 +19,7 @@ registerBench(program);
 registerTrain(program);
 registerSample(program);
 registerQuickstart(program);
+registerEval(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`weft: ${err instanceof Error ? err.message : String(err)}`);

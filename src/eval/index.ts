@@ -7,4 +7,10 @@
 export * from './metrics/index.js';
 
 // ---- Task harness (src/eval/harness.ts, tasks/, backends/, report.ts) -----------------------
-// Re-exported here once the harness's public API lands.
+export { loadTasks } from './tasks/loader.js';
+export { evaluateTask, groupMetrics } from './harness.js';
+export { LocalBackend } from './backends/local.js';
+export { OpenAIBackend } from './backends/openai.js';
+export { runPython } from './sandbox.js';
+export { htmlReport, markdownSummary, readResultsDir } from './report.js';
+export { PERTURBATIONS } from './robustness.js';

@@ -4,10 +4,12 @@
  * tokens, rolling windows score every token exactly once, and generation is generate()'s output cut
  * at the stop string.
  */
-import { rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CharTokenizer } from '../../src/data/char-tokenizer.js';
-import { LocalBackend } from '../../src/eval/backends/local.js';
+import { LocalBackend, loadRunTokenizer } from '../../src/eval/backends/local.js';
 import { EfficiencyMeter } from '../../src/eval/efficiency.js';
 import { generate } from '../../src/infer/generate.js';
 import type { GPT } from '../../src/models/gpt.js';
@@ -20,6 +22,7 @@ let model: GPT;
 let tok: CharTokenizer;
 let backend: LocalBackend;
 const BLOCK = 32;
+const GPT2_TOKENIZER = join(process.cwd(), '..', 'shared', 'data', 'gpt2', 'tokenizer.json');
 
 beforeAll(async () => {
   ({ dir, model, tokenizer: tok } = await tinyRunDir(BLOCK));
@@ -115,6 +118,23 @@ describe('LocalBackend', () => {
     await backend.loglikelihood([{ context: 'Price: 42€', continuation: ' yes' }]);
     expect(before).toBe(0);
     expect(backend.warnings()[0]).toMatch(/^\d+ characters outside the model's character vocabulary/);
+  });
+
+  it.skipIf(!existsSync(GPT2_TOKENIZER))('reads a Hugging Face tokenizer.json (GPT-2: no special tokens added, <|endoftext|> prefix)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'weft-eval-hf-'));
+    try {
+      copyFileSync(GPT2_TOKENIZER, join(d, 'tokenizer.json'));
+      const t = loadRunTokenizer(d);
+      expect(t.prefixTokenId).toBe(50256);
+      expect(t.vocabSize).toBe(50257);
+      // GPT-2 ids of "Hello world" (tiktoken's gpt2 encoding).
+      expect(t.encode('Hello world')).toEqual([15496, 995]);
+      expect(t.decode([15496, 995])).toBe('Hello world');
+      writeFileSync(join(d, 'tokenizer.json'), '{"type":"sentencepiece-v9"}');
+      expect(() => loadRunTokenizer(d)).toThrow(/tokenizer type "sentencepiece-v9" is not supported by weft eval/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it('names the problem with a bad model directory', async () => {
