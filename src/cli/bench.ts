@@ -10,6 +10,7 @@ import { benchOps } from '../bench/ops.js';
 import { benchTokenizers } from '../bench/tokenizers.js';
 import { ATTENTION_SHAPES, benchAttention, parseAttentionShape } from '../bench/attention.js';
 import { benchMetrics, metricBenchLines } from '../bench/metrics.js';
+import { registerTokenizersTrainBench } from '../bench/tokenizers-train.js';
 
 interface CommonOptions {
   json?: boolean;
@@ -212,4 +213,6 @@ export function registerBench(program: Command): void {
         console.log(line);
       }
     });
+
+  registerTokenizersTrainBench(bench);
 }

@@ -7,6 +7,7 @@ import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerQuickstart } from './quickstart.js';
 import { registerSample } from './sample.js';
+import { registerTokenizer } from './tokenizer.js';
 import { registerTrain } from './train.js';
 
 const require = createRequire(import.meta.url);
@@ -20,6 +21,7 @@ registerTrain(program);
 registerSample(program);
 registerQuickstart(program);
 registerEval(program);
+registerTokenizer(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`weft: ${err instanceof Error ? err.message : String(err)}`);

@@ -26,3 +26,6 @@ export { SentencePieceBPE } from './models/spm.js';
 export { bertTokenizer, bertTokenizerFromVocab, parseBertVocab } from './formats/bert-vocab.js';
 export { tokenizerFromGGUF, tokenizerFromGGUFFile, sentencePieceTokenizer } from './formats/gguf-vocab.js';
 export { llama2cTokenizer, parseLlama2cTokenizer } from './formats/llama2c.js';
+export { WordLevel } from './models/wordlevel.js';
+export { CharTokenizer } from './char.js';
+export { trainTokenizer, trainTokenizerFromFiles, trainTokenizerFromCounts } from './trainers/index.js';
