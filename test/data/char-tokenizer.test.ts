@@ -9,7 +9,7 @@ describe('CharTokenizer', () => {
     const tok = CharTokenizer.fromText(shakespeare);
     expect(tok.vocabSize).toBe(65);
     // nanoGPT's prepare.py: sorted(list(set(data))) starts with '\n', ' ', '!' and ends with 'z'.
-    const vocab = tok.toJSON().vocab;
+    const vocab = tok.vocab;
     expect(vocab.slice(0, 3)).toEqual(['\n', ' ', '!']);
     expect(vocab.at(-1)).toBe('z');
     // stoi of nanoGPT for "hii there" (its README example): [46, 47, 47, 1, 58, 46, 43, 56, 43].
@@ -39,7 +39,7 @@ describe('CharTokenizer', () => {
     expect(() => tok.decode([0, 3])).toThrow(/id 3 is outside the vocabulary \[0, 3\)/);
     expect(() => tok.decode([-1])).toThrow(/outside the vocabulary/);
     expect(() => CharTokenizer.fromText('')).toThrow(/empty/);
-    expect(() => tokenizerFromJSON({ type: 'bpe' })).toThrow(/unknown tokenizer type "bpe"/);
+    expect(() => tokenizerFromJSON({ type: 'bpe' })).toThrow(/not a character tokenizer/);
     expect(() => tokenizerFromJSON({ type: 'char', vocab: ['a', 'a'] })).toThrow(/appears twice/);
     expect(() => tokenizerFromJSON({ type: 'char', vocab: ['ab'] })).toThrow(/not one character/);
   });

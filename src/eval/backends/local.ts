@@ -39,7 +39,7 @@ export class LossyCharTokenizer implements EvalTokenizer {
     private readonly inner: CharTokenizer,
     replacement = ' ',
   ) {
-    const vocab = (inner.toJSON() as { vocab: string[] }).vocab;
+    const vocab = inner.vocab;
     this.known = new Set(vocab);
     this.fallback = this.known.has(replacement) ? replacement : vocab[0]!;
     this.prefixTokenId = this.known.has('\n') ? inner.encode('\n')[0]! : 0;
@@ -88,13 +88,23 @@ export class HFEvalTokenizer implements EvalTokenizer {
   }
 }
 
+/** A character tokenizer (either tokenizer.json form), or null when the file describes another kind. */
+function charTokenizerOrNull(json: unknown): CharTokenizer | null {
+  try {
+    return CharTokenizer.fromJSON(json);
+  } catch {
+    return null;
+  }
+}
+
 /** Reads the tokenizer.json of a run directory (Weft's character tokenizer or a Hugging Face one). */
 export function loadRunTokenizer(dir: string): EvalTokenizer {
   const path = join(dir, TOKENIZER_FILE);
   if (!existsSync(path)) throw new Error(`${dir}: no ${TOKENIZER_FILE}; point --model at a run directory written by weft train`);
   const json: unknown = JSON.parse(readFileSync(path, 'utf8'));
   const type = typeof json === 'object' && json !== null && 'type' in json ? (json as { type: unknown }).type : undefined;
-  if (type === 'char') return new LossyCharTokenizer(CharTokenizer.fromJSON(json));
+  const char = charTokenizerOrNull(json);
+  if (char !== null) return new LossyCharTokenizer(char);
   if (typeof json === 'object' && json !== null && 'model' in json) return new HFEvalTokenizer(Tokenizer.fromJSON(json as Json));
   throw new Error(
     `${path}: tokenizer type ${JSON.stringify(type)} is not supported by weft eval (character tokenizers and Hugging Face tokenizer.json are); ` +
