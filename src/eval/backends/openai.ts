@@ -5,6 +5,7 @@
  * with exponential backoff on network errors, 429 and 5xx.
  */
 import { type BackendCallbacks, cutAtStop, type EvalBackend, type GenerationRequest, type LoglikelihoodRequest, type LoglikelihoodResult, type RollingResult } from './backend.js';
+import { mapLimit } from '../sandbox.js';
 
 export interface OpenAIBackendOptions {
   /** e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1 (paths /completions, /chat/completions are appended). */
@@ -46,21 +47,6 @@ interface CompletionResponse {
 
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
-/** Runs `fn` over `items` with at most `limit` in flight, keeping order. */
-async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>, onDone?: (n: number) => void): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let done = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-      onDone?.(++done);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
 
 /** Code-point length (the API's text offsets count characters, not UTF-16 units). */
 const cpLength = (s: string): number => [...s].length;
@@ -158,7 +144,7 @@ export class OpenAIBackend implements EvalBackend {
   }
 
   async loglikelihood(requests: readonly LoglikelihoodRequest[], cb: BackendCallbacks = {}): Promise<LoglikelihoodResult[]> {
-    return pool(
+    return mapLimit(
       requests,
       this.opts.concurrency,
       async (r) => {
@@ -177,7 +163,7 @@ export class OpenAIBackend implements EvalBackend {
 
   async loglikelihoodRolling(texts: readonly string[], _contextLen: number, cb: BackendCallbacks = {}): Promise<RollingResult[]> {
     this.notes.add('openai back end: rolling loglikelihood scores each text in one request; its first token has no logprob and is not counted');
-    return pool(
+    return mapLimit(
       texts,
       this.opts.concurrency,
       async (text) => {
@@ -192,7 +178,7 @@ export class OpenAIBackend implements EvalBackend {
 
   async generate(requests: readonly GenerationRequest[], cb: BackendCallbacks = {}): Promise<string[][]> {
     const chat = this.opts.generationApi === 'chat';
-    return pool(
+    return mapLimit(
       requests,
       this.opts.concurrency,
       async (r) => {
