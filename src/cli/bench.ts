@@ -11,6 +11,7 @@ import { benchTokenizers } from '../bench/tokenizers.js';
 import { ATTENTION_SHAPES, benchAttention, parseAttentionShape } from '../bench/attention.js';
 import { benchMetrics, metricBenchLines } from '../bench/metrics.js';
 import { registerTokenizersTrainBench } from '../bench/tokenizers-train.js';
+import { registerDataBench } from '../bench/data.js';
 
 interface CommonOptions {
   json?: boolean;
@@ -215,4 +216,5 @@ export function registerBench(program: Command): void {
     });
 
   registerTokenizersTrainBench(bench);
+  registerDataBench(bench);
 }

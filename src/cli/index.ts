@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { registerBench } from './bench.js';
+import { registerData } from './data.js';
 import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerQuickstart } from './quickstart.js';
@@ -22,6 +23,7 @@ registerSample(program);
 registerQuickstart(program);
 registerEval(program);
 registerTokenizer(program);
+registerData(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`weft: ${err instanceof Error ? err.message : String(err)}`);

@@ -5,7 +5,9 @@
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CharTokenizer, tokenizerFromJSON } from '../data/char-tokenizer.js';
+import { CharTokenizer } from '../data/char-tokenizer.js';
+import { tokenizerFromSavedJSON } from '../data/pipeline/pack.js';
+import { isShardDir, loadShardTokenizer, ShardDataset } from '../data/pipeline/shards.js';
 import { TextDataset } from '../data/text-dataset.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { gptConfigFromHF } from '../models/config.js';
@@ -60,7 +62,8 @@ export async function trainGPT(options: TrainGPTOptions): Promise<TrainGPTResult
   let tokenizer: Tokenizer;
   let model: GPT;
   const modelGenerator = new Generator(0);
-  let text: string;
+  // --data is a text file, or a shard directory written by `weft data prepare` (text stays null).
+  let text: string | null = null;
 
   if (resume) {
     if (!hasCheckpoint(outDir)) {
@@ -78,15 +81,19 @@ export async function trainGPT(options: TrainGPTOptions): Promise<TrainGPTResult
     if (options.config.blockSize !== undefined && options.config.blockSize !== saved.blockSize) {
       throw new UsageError(`--block-size ${options.config.blockSize} differs from the checkpoint's ${saved.blockSize}: a resumed run keeps its model; drop --block-size`);
     }
-    tokenizer = tokenizerFromJSON(JSON.parse(readFileSync(join(outDir, TOKENIZER_FILE), 'utf8')));
-    text = readText(config.data, options.config.data === undefined ? ' (the path saved in the checkpoint; pass --data to point at the training text)' : '');
+    tokenizer = tokenizerFromSavedJSON(JSON.parse(readFileSync(join(outDir, TOKENIZER_FILE), 'utf8')));
+    if (!isShardDir(config.data)) text = readText(config.data, options.config.data === undefined ? ' (the path saved in the checkpoint; pass --data to point at the training text)' : '');
     model = await GPT.fromPretrained(outDir, { generator: modelGenerator });
     note(`resuming ${outDir} at iteration ${state.iter} (max iters ${config.maxIters})`);
   } else {
     if (options.config.data === undefined) throw new UsageError('--data: required; pass a UTF-8 text file, e.g. --data data/tinyshakespeare.txt');
     config = parseTrainConfig({ ...definedOnly(options.config), data: options.config.data });
-    text = readText(config.data);
-    tokenizer = CharTokenizer.fromText(text);
+    if (isShardDir(config.data)) {
+      tokenizer = loadShardTokenizer(config.data);
+    } else {
+      text = readText(config.data);
+      tokenizer = CharTokenizer.fromText(text);
+    }
     const shape = { ...DEFAULT_GPT_SHAPE, ...definedOnly(options.model ?? {}) };
     if (shape.nEmbd % shape.nHead !== 0) {
       throw new UsageError(`--n-embd ${shape.nEmbd} is not divisible by --n-head ${shape.nHead}; pick --n-embd a multiple of --n-head (e.g. ${shape.nHead * Math.max(1, Math.round(shape.nEmbd / shape.nHead))})`);
@@ -97,16 +104,23 @@ export async function trainGPT(options: TrainGPTOptions): Promise<TrainGPTResult
     if (hasCheckpoint(outDir)) note(`note: ${outDir} holds a checkpoint; this new run replaces it at its first save (pass --resume to continue it instead)`);
   }
 
-  let dataset: TextDataset;
+  let dataset: TextDataset | ShardDataset;
   try {
-    dataset = TextDataset.fromText(text, tokenizer);
+    if (text === null) {
+      dataset = ShardDataset.open(config.data);
+      if (dataset.vocabSize !== tokenizer.vocabSize) throw new Error(`the shards' vocabulary (${dataset.vocabSize}) differs from the run's tokenizer (${tokenizer.vocabSize})`);
+    } else {
+      dataset = TextDataset.fromText(text, tokenizer);
+    }
   } catch (err) {
     throw new UsageError(`--data ${config.data}: ${err instanceof Error ? err.message : String(err)}${resume ? ' (a resumed run must use text its saved tokenizer covers)' : ''}`);
   }
+  const ds = dataset;
+  const splitTokens = (split: 'train' | 'val'): number => (ds instanceof ShardDataset ? ds.splitTokens(split) : split === 'train' ? ds.train.length : ds.val.length);
   for (const split of ['train', 'val'] as const) {
     if (dataset.windows(split, config.blockSize) < 1) {
       throw new UsageError(
-        `--data ${config.data}: the ${split} split has ${split === 'train' ? dataset.train.length : dataset.val.length} tokens, too few for --block-size ${config.blockSize}; use a longer text or a smaller --block-size`,
+        `--data ${config.data}: the ${split} split has ${splitTokens(split)} tokens, too few for --block-size ${config.blockSize}; use a longer text or a smaller --block-size`,
       );
     }
   }
@@ -116,7 +130,7 @@ export async function trainGPT(options: TrainGPTOptions): Promise<TrainGPTResult
   note(
     `GPT: ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${c.nLayer} layers, ${c.nHead} heads, ${c.nEmbd} embd, block ${c.blockSize}, vocab ${c.vocabSize}${c.bias ? ', bias' : ''}${c.dropout > 0 ? `, dropout ${c.dropout}` : ''})`,
   );
-  note(`data: ${config.data}: ${dataset.train.length.toLocaleString('en-US')} train / ${dataset.val.length.toLocaleString('en-US')} val tokens; run dir ${outDir}`);
+  note(`data: ${config.data}: ${splitTokens('train').toLocaleString('en-US')} train / ${splitTokens('val').toLocaleString('en-US')} val tokens${text === null ? ' (token shards)' : ''}; run dir ${outDir}`);
 
   const progress = new ProgressReporter({ out: stdout, err: stderr, json, maxIters: config.maxIters, logInterval: config.logInterval });
   const trainer = new Trainer({ model, tokenizer, dataset, config, outDir, generators: { model: modelGenerator }, progress, resume });
@@ -128,7 +142,7 @@ function readText(path: string, fromCheckpoint = ''): string {
   if (!existsSync(path)) {
     throw new UsageError(`--data ${path}${fromCheckpoint}: no such file; pass the path of a UTF-8 text file (the bundled corpus is data/tinyshakespeare.txt)`);
   }
-  if (!statSync(path).isFile()) throw new UsageError(`--data ${path}: not a file; pass the path of a UTF-8 text file`);
+  if (!statSync(path).isFile()) throw new UsageError(`--data ${path}: not a file, nor a shard directory (it has no index.json); pass a UTF-8 text file or a directory written by \`weft data prepare\``);
   const text = readFileSync(path, 'utf8');
   if (text.length === 0) throw new UsageError(`--data ${path}: the file is empty; pass a text file to train on`);
   return text;

@@ -67,7 +67,8 @@ export class NonFiniteLossError extends Error {
 export interface TrainerOptions {
   model: TrainableModel;
   tokenizer: Tokenizer;
-  dataset: TextDataset;
+  /** Where batches come from: a TextDataset, or a ShardDataset over `weft data prepare` shards. */
+  dataset: Pick<TextDataset, 'batch'>;
   config: TrainConfig;
   /** The run directory (runs/<name>): checkpoints and metrics.jsonl. */
   outDir: string;

@@ -31,6 +31,9 @@ export interface StageStats {
   counters?: Record<string, number>;
   /** Wall-clock seconds spent in the stage, when measured. */
   seconds?: number;
+  /** Tokens in/out, for stages that see tokens (tokenize/pack, mixing). */
+  tokensIn?: number;
+  tokensOut?: number;
 }
 
 /** A keep/drop decision. `check` returns null to keep, otherwise the name of the rule that dropped it. */
@@ -47,3 +50,15 @@ export type DocTransform = {
   name: string;
   apply(doc: Doc, counters?: Record<string, number>): Doc;
 };
+
+/** What a {@link DocStage} decided: keep (possibly rewritten) or drop with the rule's name. */
+export type StageResult = { keep: true; doc: Doc } | { keep: false; rule: string };
+
+/**
+ * The general stage shape: filters and transforms both fit it, and so do rules that rewrite and may
+ * drop (C4 removes lines, then drops the document if too few sentences remain).
+ */
+export interface DocStage {
+  name: string;
+  process(doc: Doc, counters?: Record<string, number>): StageResult;
+}

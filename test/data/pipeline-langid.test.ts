@@ -1,0 +1,75 @@
+import { describe, expect, it, beforeAll } from 'vitest';
+import { LanguageIdentifier, languageStage } from '../../src/data/pipeline/langid.js';
+import { langidCorpora, textWindows } from '../../src/bench/data-clean.js';
+import { fileURLToPath } from 'node:url';
+
+const DATA = fileURLToPath(new URL('../../../shared/data', import.meta.url));
+
+let id: LanguageIdentifier;
+beforeAll(async () => {
+  id = await LanguageIdentifier.load();
+});
+
+describe('language identification (eld)', () => {
+  it('is ≥ 99% right on 200-character windows of the shared English and Chinese corpora', () => {
+    const corpora = langidCorpora(DATA);
+    for (const lang of ['en', 'zh'] as const) {
+      const windows = corpora.filter((c) => c.lang === lang).flatMap((c) => textWindows(c.text, 200, 150));
+      const right = windows.filter((w) => id.detect(w).lang === lang).length;
+      expect(windows.length).toBe(300);
+      expect(right / windows.length).toBeGreaterThanOrEqual(0.99);
+    }
+  });
+
+  it('tells other languages apart and answers ISO 639-1 codes', () => {
+    const samples: Record<string, string> = {
+      fr: "Le conseil municipal s'est réuni hier soir pour discuter du budget consacré à la rénovation des écoles.",
+      de: 'Der Stadtrat hat gestern Abend über den Haushalt für die Renovierung der Schulen beraten und abgestimmt.',
+      es: 'El ayuntamiento se reunió anoche para debatir el presupuesto destinado a la renovación de las escuelas.',
+      ja: '市議会は昨夜、学校の改修に充てる予算について話し合いました。',
+      ru: 'Городской совет вчера вечером обсуждал бюджет на ремонт школ и дорог в центре города.',
+      en: 'The city council met last night to discuss the budget for renovating the schools.',
+      zh: '市议会昨晚开会讨论了用于学校翻修的预算。',
+    };
+    for (const [lang, text] of Object.entries(samples)) expect(id.detect(text).lang).toBe(lang);
+  });
+
+  it('says "und" when there are too few letters', () => {
+    expect(id.detect('12345 67890 !!! ...').lang).toBe('und');
+    expect(id.detect('').lang).toBe('und');
+  });
+
+  it('samples start, middle and end of long documents, bounded by sampleChars', () => {
+    const text = 'alpha '.repeat(200) + 'beta '.repeat(200) + 'gamma '.repeat(200);
+    const s = id.sample(text);
+    expect(s.length).toBeLessThanOrEqual(620);
+    expect(s.startsWith('alpha')).toBe(true);
+    expect(s).toContain('beta');
+    expect(s.trim().endsWith('gamma')).toBe(true);
+    expect(id.sample('short')).toBe('short');
+  });
+
+  it('the stage sets doc.lang and drops languages not asked for', () => {
+    const stage = languageStage(id, { languages: ['en', 'zh'] });
+    const en = stage.process({ id: '1', text: 'The quick brown fox jumps over the lazy dog near the river bank.', source: 's' });
+    expect(en.keep && en.doc.lang).toBe('en');
+    const zh = stage.process({ id: '2', text: '话说天下大势，分久必合，合久必分。', source: 's' });
+    expect(zh.keep && zh.doc.lang).toBe('zh');
+    const counters: Record<string, number> = {};
+    expect(stage.process({ id: '3', text: 'Der Hund schläft unter dem großen Tisch in der Küche.', source: 's' }, counters)).toEqual({
+      keep: false,
+      rule: 'lang_not_allowed',
+    });
+    expect(counters).toEqual({ lang_de: 1 });
+    expect(stage.process({ id: '4', text: '42 + 17 = 59', source: 's' })).toEqual({ keep: false, rule: 'lang_unknown' });
+    // Without a language list everything is kept, only labelled.
+    const all = languageStage(id);
+    const de = all.process({ id: '5', text: 'Der Hund schläft unter dem großen Tisch in der Küche.', source: 's' });
+    expect(de.keep && de.doc.lang).toBe('de');
+  });
+
+  it('rejects non-ISO-639-1 codes and unknown models', async () => {
+    expect(() => languageStage(id, { languages: ['eng'] })).toThrow(/'eng' is not an ISO 639-1 code/);
+    await expect(LanguageIdentifier.load({ model: 'huge' as never })).rejects.toThrow(/unknown eld model 'huge'/);
+  });
+});

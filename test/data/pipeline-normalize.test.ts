@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeText, normalizeTransform } from '../../src/data/pipeline/normalize.js';
+import { BoilerplateSketch } from '../../src/data/pipeline/boilerplate.js';
+
+describe('normalizeText', () => {
+  it('NFC composes decomposed accents; NFKC also folds compatibility forms', () => {
+    const decomposed = 'Cafe\u0301 de\u0301ja\u0300 vu';
+    expect(normalizeText(decomposed)).toBe('Café déjà vu');
+    expect(normalizeText(decomposed)).not.toBe(decomposed);
+    // Full-width Latin, the "fi" ligature and superscript two survive NFC and fold under NFKC.
+    const compat = 'ＡＢＣ ﬁle x²';
+    expect(normalizeText(compat)).toBe('ＡＢＣ ﬁle x²');
+    expect(normalizeText(compat, { form: 'NFKC' })).toBe('ABC file x2');
+    // NFKC rewrites CJK full-width punctuation; NFC (the default) keeps it.
+    expect(normalizeText('子曰：学而时习之，不亦说乎？')).toBe('子曰：学而时习之，不亦说乎？');
+    expect(normalizeText('子曰：学而时习之，不亦说乎？', { form: 'NFKC' })).toBe('子曰:学而时习之,不亦说乎?');
+  });
+
+  it('removes control and invisible format characters but keeps newlines, tabs (folded) and ZWJ emoji', () => {
+    const dirty = '\uFEFFHel\u0000lo\u0007 wor\u200Bld\u00AD!\u001B[0m 👩\u200D💻';
+    expect(normalizeText(dirty)).toBe('Hello world![0m 👩\u200D💻');
+    expect(normalizeText('a\u0085b\u2028c', { foldWhitespace: true })).toBe('a\nb\nc');
+  });
+
+  it('folds whitespace: CRLF, space runs, exotic spaces, trailing/leading line space, 3+ newlines', () => {
+    const messy = '  Title \r\n\r\n\r\n\r\nFirst\t\tline  with\u00A0\u3000spaces  \r\nsecond line\r\n\n\n';
+    expect(normalizeText(messy)).toBe('Title\n\nFirst line with spaces\nsecond line');
+  });
+
+  it('can be switched off piece by piece', () => {
+    const s = ' a\u0000  b\r\n';
+    expect(normalizeText(s, { removeControl: false, foldWhitespace: false, form: 'none' })).toBe(s);
+    expect(normalizeText(s, { foldWhitespace: false })).toBe(' a  b\r\n');
+  });
+
+  it('is idempotent on real text (normalising twice changes nothing)', () => {
+    const texts = ['Ｈｅｌｌｏ\r\n\r\n\r\n  world\u0301 ', '第一回 宴桃园豪杰三结义\r\n\r\n    滚滚长江东逝水', 'x\u000by\u000cz'];
+    for (const t of texts) {
+      for (const form of ['NFC', 'NFKC'] as const) {
+        const once = normalizeText(t, { form });
+        expect(normalizeText(once, { form })).toBe(once);
+      }
+    }
+  });
+
+  it('rejects an unknown form when the transform is built', () => {
+    expect(() => normalizeTransform({ form: 'NFD' as never })).toThrow(/unknown Unicode form 'NFD'/);
+  });
+
+  it('the transform counts changed documents and returns unchanged ones as is', () => {
+    const t = normalizeTransform();
+    const counters: Record<string, number> = {};
+    const clean = { id: '1', text: 'already clean', source: 's' };
+    expect(t.apply(clean, counters)).toBe(clean);
+    expect(t.apply({ id: '2', text: 'two  spaces', source: 's' }, counters).text).toBe('two spaces');
+    expect(counters).toEqual({ changed: 1 });
+  });
+});
+
+describe('boilerplate lines', () => {
+  const footer = 'Copyright 2024 Example News Ltd. All rights reserved.';
+  const nav = 'Home | World | Business | Sport | Contact us';
+  const article = (i: number): string =>
+    [nav, `Article ${i}: the council met on day ${i} to discuss the budget for road repairs in ward ${i % 7}.`, `Residents said the plan number ${i * 13} was overdue.`, footer].join('\n');
+
+  it('strips lines present in many documents and keeps the rest (two passes)', () => {
+    const sketch = new BoilerplateSketch({ width: 1 << 12, minDocs: 10 });
+    const docs = Array.from({ length: 40 }, (_, i) => article(i));
+    for (const d of docs) sketch.observe(d);
+    expect(sketch.docs).toBe(40);
+    expect(sketch.estimate(footer)).toBeGreaterThanOrEqual(40);
+    expect(sketch.isBoilerplate(nav)).toBe(true);
+    const out = sketch.strip(docs[3] as string);
+    expect(out.removed).toBe(2);
+    expect(out.text).toBe(
+      'Article 3: the council met on day 3 to discuss the budget for road repairs in ward 3.\nResidents said the plan number 39 was overdue.',
+    );
+  });
+
+  it('a line repeated inside one document counts once; lines under the threshold stay', () => {
+    const sketch = new BoilerplateSketch({ width: 1 << 12, minDocs: 3 });
+    const repeated = 'This exact sentence repeats many times in a single page.';
+    sketch.observe(Array(50).fill(repeated).join('\n'));
+    sketch.observe(`${repeated}\nother text in a second document here.`);
+    expect(sketch.estimate(repeated)).toBe(2);
+    expect(sketch.isBoilerplate(repeated)).toBe(false);
+    // Short lines are never counted (blank lines, "Chapter 1").
+    sketch.observe('Chapter 1\n' + repeated);
+    expect(sketch.estimate('Chapter 1')).toBe(0);
+    expect(sketch.isBoilerplate(repeated)).toBe(true);
+  });
+
+  it('the fraction threshold scales with the corpus', () => {
+    const sketch = new BoilerplateSketch({ width: 1 << 12, minDocs: 2, minDocFraction: 0.5 });
+    for (let i = 0; i < 10; i++) sketch.observe(i < 4 ? `common line shared by some docs\nunique ${i} line of text` : `unique ${i} line of text`);
+    expect(sketch.threshold()).toBe(5);
+    expect(sketch.isBoilerplate('common line shared by some docs')).toBe(false);
+  });
+
+  it('never under-counts, and with a wide sketch no rare line is taken for boilerplate', () => {
+    const sketch = new BoilerplateSketch({ width: 1 << 14, minDocs: 5 });
+    const exact = new Map<string, number>();
+    for (let d = 0; d < 300; d++) {
+      const lines = new Set<string>();
+      for (let l = 0; l < 12; l++) lines.add(`line ${(d * 7 + l * 31) % 500} of the shared pool`);
+      lines.add(`unique line for document ${d}`);
+      sketch.observe([...lines].join('\n'));
+      for (const l of lines) exact.set(l, (exact.get(l) ?? 0) + 1);
+    }
+    for (const [line, n] of exact) {
+      expect(sketch.estimate(line)).toBeGreaterThanOrEqual(n);
+      expect(sketch.isBoilerplate(line)).toBe(n >= 5);
+    }
+    expect(sketch.expectedNoise()).toBeLessThan(1);
+  });
+
+  it('sketches from two workers merge into the single-sketch counts; snapshots round-trip', () => {
+    const docs = Array.from({ length: 30 }, (_, i) => article(i));
+    const whole = new BoilerplateSketch({ width: 1 << 12 });
+    const a = new BoilerplateSketch({ width: 1 << 12 });
+    const b = new BoilerplateSketch({ width: 1 << 12 });
+    docs.forEach((d, i) => {
+      whole.observe(d);
+      (i % 2 ? a : b).observe(d);
+    });
+    a.merge(BoilerplateSketch.fromSnapshot(b.snapshot()));
+    expect(a.docs).toBe(30);
+    for (const line of [footer, nav, 'Residents said the plan number 13 was overdue.']) expect(a.estimate(line)).toBe(whole.estimate(line));
+    expect(() => a.merge(new BoilerplateSketch({ width: 1 << 13 }))).toThrow(/cannot merge/);
+  });
+
+  it('the stage drops documents that were nothing but boilerplate', () => {
+    const sketch = new BoilerplateSketch({ width: 1 << 12, minDocs: 2 });
+    for (let i = 0; i < 3; i++) sketch.observe(`${nav}\n${footer}`);
+    const counters: Record<string, number> = {};
+    const r = sketch.stage().process({ id: 'x', text: `${nav}\n\n${footer}`, source: 's' }, counters);
+    expect(r).toEqual({ keep: false, rule: 'boilerplate_only' });
+    expect(counters.lines_removed).toBe(2);
+  });
+
+  it('rejects bad sizes', () => {
+    expect(() => new BoilerplateSketch({ width: 3 })).toThrow(/width/);
+    expect(() => new BoilerplateSketch({ minDocs: 1 })).toThrow(/minDocs/);
+  });
+});

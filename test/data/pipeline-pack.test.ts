@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  CHAR_EOS,
+  charTokenizerFor,
+  decodeTokens,
+  dtypeFor,
+  encodeTokens,
+  resolveEos,
+  TokenPacker,
+  tokenizerFromSavedJSON,
+  writeShard,
+} from '../../src/data/pipeline/pack.js';
+import { TokenizeTask } from '../../src/data/pipeline/tasks.js';
+import { CharTokenizer } from '../../src/tokenizers/char.js';
+import { loadTokenizer } from '../../src/tokenizers/load.js';
+
+const GPT2 = join(import.meta.dirname, '..', '..', '..', 'shared', 'data', 'gpt2');
+
+describe('token shards', () => {
+  it('uses uint16 while every id fits, uint32 beyond', () => {
+    expect(dtypeFor(256)).toBe('uint16');
+    expect(dtypeFor(65_536)).toBe('uint16');
+    expect(dtypeFor(65_537)).toBe('uint32');
+    expect(() => dtypeFor(0)).toThrow(/vocabSize must be a positive integer/);
+  });
+
+  it('writes raw little-endian ids and their SHA-256, atomically', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-pack-'));
+    const e16 = writeShard(dir, 'a.bin', [1, 258, 65_535], 'uint16', 65_536);
+    const bytes = readFileSync(join(dir, 'a.bin'));
+    expect([...bytes]).toEqual([1, 0, 2, 1, 255, 255]);
+    expect(e16).toEqual({ file: 'a.bin', tokens: 3, sha256: createHash('sha256').update(bytes).digest('hex') });
+    writeShard(dir, 'b.bin', [70_000, 1], 'uint32', 100_000);
+    expect([...readFileSync(join(dir, 'b.bin'))]).toEqual([0x70, 0x11, 0x01, 0, 1, 0, 0, 0]);
+    expect([...decodeTokens(readFileSync(join(dir, 'b.bin')), 'uint32')]).toEqual([70_000, 1]);
+    expect(() => encodeTokens([5, 300], 'uint16', 300)).toThrow(/token id 300 at position 1 is outside the vocabulary \[0, 300\)/);
+    expect(() => decodeTokens(new Uint8Array(3), 'uint16')).toThrow(/not a whole number of uint16 tokens/);
+  });
+
+  it('packs a stream into full shards and keeps only whole sequences at the end', () => {
+    const packer = new TokenPacker(8);
+    const shards: number[][] = [];
+    const push = (ids: number[]): void => packer.append(ids, (s) => shards.push([...s]));
+    push([1, 2, 3]);
+    push([4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]);
+    push([19, 20, 21]);
+    expect(shards).toEqual([
+      [1, 2, 3, 4, 5, 6, 7, 8],
+      [9, 10, 11, 12, 13, 14, 15, 16],
+    ]);
+    const { tail, dropped } = packer.finish(2);
+    expect([...tail]).toEqual([17, 18, 19, 20]);
+    expect(dropped).toBe(1);
+  });
+});
+
+describe('EOS and tokenizers', () => {
+  it('a corpus character tokenizer gets U+0003 as its end of text', () => {
+    const tok = charTokenizerFor('bca');
+    expect(tok.vocab).toEqual([CHAR_EOS, 'a', 'b', 'c']);
+    expect(resolveEos(tok)).toEqual({ id: 0, token: CHAR_EOS });
+    expect(() => resolveEos(CharTokenizer.fromText('abc'))).toThrow(/none of the usual end-of-text tokens.*--eos/);
+    expect(resolveEos(CharTokenizer.fromText('ab|'), '|')).toEqual({ id: 2, token: '|' });
+    expect(() => resolveEos(tok, '<eos>')).toThrow(/"<eos>" is not in the tokenizer's vocabulary/);
+  });
+
+  it('tokenize task: ids + EOS per document, identical through the saved tokenizer.json (what workers load)', () => {
+    const tok = charTokenizerFor('hello world');
+    const task = new TokenizeTask(JSON.parse(JSON.stringify(tok.toJSON())), 0);
+    const r = task.run(['hello', '', 'world']);
+    expect([...r.lengths]).toEqual([6, 1, 6]);
+    expect([...r.ids]).toEqual([...tok.encode('hello'), 0, 0, ...tok.encode('world'), 0]);
+    expect(tokenizerFromSavedJSON(tok.toJSON())).toBeInstanceOf(CharTokenizer);
+  });
+
+  it.skipIf(!existsSync(GPT2))('GPT-2 BPE: <|endoftext|> is the EOS and the saved JSON encodes the same ids', () => {
+    const gpt2 = loadTokenizer(GPT2);
+    expect(resolveEos(gpt2)).toEqual({ id: 50_256, token: '<|endoftext|>' });
+    const text = 'The quick brown fox — jumps over 13 lazy dogs.\n\nZwölf Boxkämpfer 日本語';
+    const task = new TokenizeTask(JSON.parse(JSON.stringify(gpt2.toJSON())), 50_256);
+    expect([...task.run([text]).ids]).toEqual([...gpt2.encode(text), 50_256]);
+    expect(dtypeFor(gpt2.vocabSize)).toBe('uint16');
+  });
+});
