@@ -23,6 +23,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import type { KVCache } from '../infer/kv-cache.js';
 import { type GPTConfig, type GPTConfigInput, gptConfigFromHF, gptConfigToHF, parseGPTConfig } from './config.js';
+import { registerFamily } from './registry.js';
 
 /** Records an intermediate tensor of a forward pass (see GPT.releaseActivations). */
 type Track = (t: Tensor) => Tensor;
@@ -522,3 +523,5 @@ export class GPT extends Module {
     this.loadStateDict(new Map([...own.keys()].map((k) => [k, tensors.get(k)!])));
   }
 }
+
+registerFamily({ modelTypes: ['gpt2'], fromPretrained: (dir) => GPT.fromPretrained(dir) });
