@@ -6,6 +6,7 @@ import { registerBench } from './bench.js';
 import { registerData } from './data.js';
 import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
+import { registerFillMask } from './fill-mask.js';
 import { registerQuickstart } from './quickstart.js';
 import { registerSample } from './sample.js';
 import { registerTokenizer } from './tokenizer.js';
@@ -24,6 +25,7 @@ registerQuickstart(program);
 registerEval(program);
 registerTokenizer(program);
 registerData(program);
+registerFillMask(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`weft: ${err instanceof Error ? err.message : String(err)}`);

@@ -6,6 +6,8 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_GPT_SHAPE, type GPTShape, trainGPT, type TrainGPTResult } from '../train/train-gpt.js';
 import { TrainConfig, type TrainConfigInput } from '../train/config.js';
 import type { OutputStream } from '../train/progress.js';
+import { registerTrainBert } from './train-bert.js';
+import { registerTrainT5 } from './train-t5.js';
 
 export interface CommandIO {
   stdout: OutputStream;
@@ -129,6 +131,8 @@ const m = DEFAULT_GPT_SHAPE;
 
 export function registerTrain(program: Command, io?: CommandIO): void {
   const train = program.command('train').description('train a model');
+  registerTrainBert(train, io);
+  registerTrainT5(train, io);
   train
     .command('gpt')
     .description('pre-train a GPT on a text file (nanoGPT\'s options; defaults: its CPU shakespeare_char run)')
