@@ -12,6 +12,7 @@ import { ATTENTION_SHAPES, benchAttention, parseAttentionShape } from '../bench/
 import { benchMetrics, metricBenchLines } from '../bench/metrics.js';
 import { registerTokenizersTrainBench } from '../bench/tokenizers-train.js';
 import { registerDataBench } from '../bench/data.js';
+import { registerGenerateBench } from '../bench/generate.js';
 
 interface CommonOptions {
   json?: boolean;
@@ -217,4 +218,5 @@ export function registerBench(program: Command): void {
 
   registerTokenizersTrainBench(bench);
   registerDataBench(bench);
+  registerGenerateBench(bench);
 }

@@ -11,6 +11,7 @@ import { registerQuickstart } from './quickstart.js';
 import { registerSample } from './sample.js';
 import { registerTokenizer } from './tokenizer.js';
 import { registerTrain } from './train.js';
+import { registerGenerate } from './generate.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../package.json') as { version: string };
@@ -26,6 +27,7 @@ registerEval(program);
 registerTokenizer(program);
 registerData(program);
 registerFillMask(program);
+registerGenerate(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`weft: ${err instanceof Error ? err.message : String(err)}`);

@@ -8,6 +8,7 @@ import { TrainConfig, type TrainConfigInput } from '../train/config.js';
 import type { OutputStream } from '../train/progress.js';
 import { registerTrainBert } from './train-bert.js';
 import { registerTrainT5 } from './train-t5.js';
+import { registerTrainLlama } from './train-llama.js';
 
 export interface CommandIO {
   stdout: OutputStream;
@@ -133,6 +134,7 @@ export function registerTrain(program: Command, io?: CommandIO): void {
   const train = program.command('train').description('train a model');
   registerTrainBert(train, io);
   registerTrainT5(train, io);
+  registerTrainLlama(train, io);
   train
     .command('gpt')
     .description('pre-train a GPT on a text file (nanoGPT\'s options; defaults: its CPU shakespeare_char run)')
