@@ -1,18 +1,20 @@
 /**
- * Pre-training a small BERT on a text corpus with its two objectives, MLM and NSP (BERT §3.1):
- * documents are separated by blank lines, sentences are a document's lines (or, for a one-line
+ * Pre-training a small BERT on a text corpus with its two objectives, MLM and NSP (BERT §3.1),
+ * through the shared Trainer (progress bar / --json lines, runs/<name>/metrics.jsonl, crash-safe
+ * checkpoints at every evaluation, exact --resume, stop on a non-finite loss).
+ *
+ * Documents are separated by blank lines, sentences are a document's lines (or, for a one-line
  * document, its sentence-ending punctuation). A WordPiece tokenizer is trained on the corpus (or
- * loaded); each step draws NSP pairs, MLM-corrupts them and takes an AdamW step on MLM + NSP loss.
- * Held-out accuracy comes from the last tenth of the documents, never trained on.
- * The run directory ends up holding config.json + model.safetensors (HF BertForPreTraining) and
+ * loaded) and saved as tokenizer.json in the run directory. Each batch draws NSP pairs and
+ * MLM-corrupts them with the generator the Trainer hands in — its `data` generator for training,
+ * which the checkpoint saves, so the batch stream resumes exactly. The last tenth of the documents
+ * is held out. The run directory holds config.json + model.safetensors (HF BertForPreTraining) and
  * tokenizer.json, which `weft fill-mask` and transformers both read.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { MLM_IGNORE, MLMMasker } from '../data/objectives/mlm.js';
-import { NSPSampler } from '../data/objectives/nsp.js';
+import { MLM_IGNORE, MLMMasker, type MLMOptions } from '../data/objectives/mlm.js';
+import { NSPSampler, type NSPOptions } from '../data/objectives/nsp.js';
 import { BertForPreTraining } from '../models/bert.js';
-import { AdamW, clipGradNorm, cosineWithWarmup } from '../optim/index.js';
 import { noGrad } from '../tensor/autograd.js';
 import { argmax } from '../tensor/index.js';
 import { Generator } from '../tensor/random.js';
@@ -20,64 +22,69 @@ import { Tensor } from '../tensor/tensor.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { trainTokenizer } from '../tokenizers/trainers/index.js';
-import { UsageError } from './config.js';
-import type { OutputStream } from './progress.js';
+import { hasCheckpoint, loadTrainerState } from './checkpoint.js';
+import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError } from './config.js';
+import { type OutputStream, ProgressReporter } from './progress.js';
+import { Trainer, type TrainableModel, type TrainResult } from './trainer.js';
 
-export interface TrainBertOptions {
-  data: string;
-  outDir: string;
-  /** A tokenizer file or directory (tokenizer.json, vocab.txt); default: train WordPiece on --data. */
+/** The model's shape and the tokenizer; fixed for a run (a resumed run reads them from its directory). */
+export interface BertShape {
+  /** A tokenizer file or directory (tokenizer.json, vocab.txt); default: train WordPiece on the data. */
   tokenizer?: string;
-  vocabSize?: number;
-  hiddenSize?: number;
-  numLayers?: number;
-  numHeads?: number;
-  intermediateSize?: number;
-  maxLength?: number;
-  batchSize?: number;
-  maxIters?: number;
-  lr?: number;
-  warmupIters?: number;
-  evalInterval?: number;
-  evalBatches?: number;
-  dropout?: number;
-  seed?: number;
-  json?: boolean;
-  stdout?: OutputStream;
-  stderr?: OutputStream;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  intermediateSize: number;
+  dropout: number;
 }
 
-export const BERT_DEFAULTS = {
-  vocabSize: 2000,
-  hiddenSize: 64,
-  numLayers: 2,
-  numHeads: 2,
-  intermediateSize: 256,
-  maxLength: 64,
+export const DEFAULT_BERT_SHAPE: BertShape = { vocabSize: 2000, hiddenSize: 64, numLayers: 2, numHeads: 2, intermediateSize: 256, dropout: 0.1 };
+
+/**
+ * Training defaults for a fresh BERT run (the rest are TrainConfig's). --max-length is the
+ * Trainer's blockSize. BERT's own recipe: weight decay 0.01, β2 0.999; the cosine decays to lr/10
+ * at --max-iters unless --min-lr / --lr-decay-iters say otherwise.
+ */
+export const BERT_TRAIN_DEFAULTS = {
+  blockSize: 64,
   batchSize: 16,
   maxIters: 300,
   lr: 1e-3,
   warmupIters: 30,
   evalInterval: 100,
-  evalBatches: 4,
-  dropout: 0.1,
+  evalIters: 4,
+  weightDecay: 0.01,
+  beta2: 0.999,
   seed: 1337,
-} as const;
+} as const satisfies Partial<TrainConfigInput>;
 
-export interface BertEvaluation {
-  iter: number;
-  loss: number;
-  mlmAccuracy: number;
-  nspAccuracy: number;
+export interface TrainBertOptions {
+  /** Training settings; `data` is required unless resuming. */
+  config: Partial<TrainConfigInput>;
+  model?: Partial<BertShape>;
+  outDir: string;
+  resume?: boolean;
+  json?: boolean;
+  stdout?: OutputStream;
+  stderr?: OutputStream;
 }
 
-export interface TrainBertResult {
+/** Held-out MLM and NSP accuracy after training (the same batches every time for a given seed). */
+export interface BertAccuracy {
+  iter: number;
+  val_mlm_accuracy: number;
+  val_nsp_accuracy: number;
+}
+
+export interface TrainBertResult extends TrainResult {
   outDir: string;
-  iterations: number;
-  trainLoss: number;
-  eval: BertEvaluation;
+  config: TrainConfig;
   numParameters: number;
   wallSeconds: number;
+  accuracy: BertAccuracy;
+  model: BertForPreTraining;
+  tokenizer: Tokenizer;
 }
 
 /** Documents (blank-line separated) as lists of sentences. */
@@ -91,7 +98,8 @@ export function splitDocuments(text: string): string[][] {
     .filter((d) => d.length > 0);
 }
 
-interface Batch {
+/** One MLM + NSP batch, unpacked. */
+export interface BertBatch {
   ids: Tensor;
   tokenTypeIds: Tensor;
   attentionMask: Tensor;
@@ -99,23 +107,134 @@ interface Batch {
   nspLabels: Tensor;
 }
 
-function drawBatch(sampler: NSPSampler, masker: MLMMasker, B: number, T: number): Batch {
-  const ids = new Int32Array(B * T);
-  const types = new Int32Array(B * T);
-  const mask = new Int32Array(B * T);
+/**
+ * NSP pairs with MLM corruption, shaped for the Trainer's `batch(split, B, T, generator) → {x, y}`:
+ *
+ *   x  i32 [3, B, T]   planes: input ids (after masking), token type ids, attention mask
+ *   y  i32 [B, T + 1]  per row: the MLM labels (MLM_IGNORE where nothing is predicted), then the NSP label
+ *
+ * `unpackBertBatch` turns them back into BertForPreTraining's inputs. Every draw comes from
+ * `generator`, so a batch is a function of the generator's state alone.
+ */
+export class BertPretrainingDataset {
+  /** One sampler + masker per (split, generator): they hold the generator they draw from. */
+  private readonly drawers = { train: new WeakMap<Generator, Drawer>(), val: new WeakMap<Generator, Drawer>() };
+
+  constructor(
+    readonly train: readonly (readonly number[])[][],
+    readonly val: readonly (readonly number[])[][],
+    private readonly nsp: Omit<NSPOptions, 'generator' | 'maxLength'>,
+    private readonly mlm: Omit<MLMOptions, 'generator'>,
+  ) {
+    // Fail now, naming the split, rather than at the first batch.
+    for (const split of ['train', 'val'] as const) {
+      try {
+        new NSPSampler(this[split], { ...nsp, maxLength: 5 });
+      } catch (err) {
+        throw new RangeError(`the ${split} split (${this[split].length} documents): ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
+  batch(split: 'train' | 'val', batchSize: number, blockSize: number, generator: Generator): { x: Tensor; y: Tensor } {
+    const B = batchSize;
+    const T = blockSize;
+    let d = this.drawers[split].get(generator);
+    if (d === undefined || d.maxLength !== T) {
+      d = { maxLength: T, sampler: new NSPSampler(this[split], { ...this.nsp, maxLength: T, generator }), masker: new MLMMasker({ ...this.mlm, generator }) };
+      this.drawers[split].set(generator, d);
+    }
+    const x = new Int32Array(3 * B * T);
+    const y = new Int32Array(B * (T + 1));
+    for (let b = 0; b < B; b++) {
+      const ex = d.sampler.sample();
+      const m = d.masker.mask(ex.ids);
+      x.set(m.inputIds, b * T);
+      x.set(ex.tokenTypeIds, (B + b) * T);
+      x.set(ex.attentionMask, (2 * B + b) * T);
+      y.set(m.labels, b * (T + 1));
+      y[b * (T + 1) + T] = ex.label;
+    }
+    return { x: Tensor.fromArray(x, [3, B, T], 'i32'), y: Tensor.fromArray(y, [B, T + 1], 'i32') };
+  }
+}
+
+interface Drawer {
+  maxLength: number;
+  sampler: NSPSampler;
+  masker: MLMMasker;
+}
+
+/** Splits the dataset's packed {x, y} back into BertForPreTraining's named inputs. */
+export function unpackBertBatch(x: Tensor, y?: Tensor): Omit<BertBatch, 'mlmLabels' | 'nspLabels'> & Partial<Pick<BertBatch, 'mlmLabels' | 'nspLabels'>> {
+  const op = 'unpackBertBatch';
+  if (x.shape.length !== 3 || x.shape[0] !== 3) throw new RangeError(`${op}: x must be [3, B, T] (ids, token types, attention mask), got [${x.shape.join(', ')}]`);
+  const B = x.shape[1]!;
+  const T = x.shape[2]!;
+  const xs = x.i32(op);
+  const plane = (p: number): Tensor => Tensor.fromArray(xs.slice(p * B * T, (p + 1) * B * T), [B, T], 'i32');
+  const inputs = { ids: plane(0), tokenTypeIds: plane(1), attentionMask: plane(2) };
+  if (y === undefined) return inputs;
+  if (y.shape.length !== 2 || y.shape[0] !== B || y.shape[1] !== T + 1) throw new RangeError(`${op}: y must be [${B}, ${T + 1}] (MLM labels, then the NSP label), got [${y.shape.join(', ')}]`);
+  const ys = y.i32(op);
   const labels = new Int32Array(B * T);
   const nsp = new Int32Array(B);
   for (let b = 0; b < B; b++) {
-    const ex = sampler.sample();
-    const m = masker.mask(ex.ids);
-    ids.set(m.inputIds, b * T);
-    labels.set(m.labels, b * T);
-    types.set(ex.tokenTypeIds, b * T);
-    mask.set(ex.attentionMask, b * T);
-    nsp[b] = ex.label;
+    labels.set(ys.subarray(b * (T + 1), b * (T + 1) + T), b * T);
+    nsp[b] = ys[b * (T + 1) + T]!;
   }
-  const t = (a: Int32Array): Tensor => Tensor.fromArray(a, [B, T], 'i32');
-  return { ids: t(ids), tokenTypeIds: t(types), attentionMask: t(mask), mlmLabels: t(labels), nspLabels: Tensor.fromArray(nsp, [B], 'i32') };
+  return { ...inputs, mlmLabels: Tensor.fromArray(labels, [B, T], 'i32'), nspLabels: Tensor.fromArray(nsp, [B], 'i32') };
+}
+
+/** The Trainer's view of a BERT: forward(x, y) on a packed batch; the loss is MLM + NSP. */
+export function trainableBert(model: BertForPreTraining): TrainableModel {
+  return {
+    forward: (x, y) => {
+      const { ids, ...rest } = unpackBertBatch(x, y);
+      const out = model.forward(ids, rest);
+      return { logits: out.mlmLogits, loss: out.loss };
+    },
+    train: (mode) => model.train(mode),
+    eval: () => model.eval(),
+    namedParameters: () => model.namedParameters(),
+    savePretrained: (dir) => model.savePretrained(dir),
+  };
+}
+
+/** Held-out MLM / NSP accuracy over `batches` batches from a generator seeded with `seed`. */
+export function bertAccuracy(model: BertForPreTraining, dataset: BertPretrainingDataset, config: TrainConfig, iter: number): BertAccuracy {
+  const g = new Generator(config.seed + 2);
+  const wasTraining = model.training;
+  model.eval();
+  let mlmRight = 0;
+  let mlmTotal = 0;
+  let nspRight = 0;
+  let nspTotal = 0;
+  try {
+    noGrad(() => {
+      for (let i = 0; i < config.evalIters; i++) {
+        const { x, y } = dataset.batch('val', config.batchSize, config.blockSize, g);
+        const b = unpackBertBatch(x, y);
+        const out = model.forward(b.ids, b);
+        const pred = argmax(out.mlmLogits, -1).i32('bertAccuracy');
+        const labels = b.mlmLabels!.i32('bertAccuracy');
+        for (let k = 0; k < labels.length; k++) {
+          if (labels[k] === MLM_IGNORE) continue;
+          mlmTotal++;
+          if (pred[k] === labels[k]) mlmRight++;
+        }
+        const nspPred = argmax(out.nspLogits!, -1).i32('bertAccuracy');
+        const nspLabels = b.nspLabels!.i32('bertAccuracy');
+        for (let k = 0; k < nspLabels.length; k++) {
+          nspTotal++;
+          if (nspPred[k] === nspLabels[k]) nspRight++;
+        }
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  return { iter, val_mlm_accuracy: mlmRight / Math.max(1, mlmTotal), val_nsp_accuracy: nspRight / Math.max(1, nspTotal) };
 }
 
 function specialId(tokenizer: Tokenizer, token: string): number {
@@ -124,125 +243,96 @@ function specialId(tokenizer: Tokenizer, token: string): number {
   return id;
 }
 
+function readCorpus(path: string): string {
+  if (!existsSync(path) || !statSync(path).isFile()) throw new UsageError(`--data ${path}: no such file; pass a UTF-8 text file (documents separated by blank lines)`);
+  return readFileSync(path, 'utf8');
+}
+
+const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
 export async function trainBert(options: TrainBertOptions): Promise<TrainBertResult> {
   const started = performance.now();
-  const o = { ...BERT_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof BERT_DEFAULTS & TrainBertOptions;
-  const stdout = o.stdout ?? process.stdout;
-  const notes = o.json === true ? (o.stderr ?? process.stderr) : stdout;
-  const note = (s: string): void => void notes.write(`${s}\n`);
-  if (!existsSync(o.data) || !statSync(o.data).isFile()) throw new UsageError(`--data ${o.data}: no such file; pass a UTF-8 text file (documents separated by blank lines)`);
-  if (o.hiddenSize % o.numHeads !== 0) throw new UsageError(`--hidden-size ${o.hiddenSize} is not divisible by --n-head ${o.numHeads}`);
-  const text = readFileSync(o.data, 'utf8');
-  const docs = splitDocuments(text);
-  if (docs.length < 4) throw new UsageError(`--data ${o.data}: ${docs.length} documents; NSP needs at least 4 (separate documents with blank lines)`);
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const json = options.json === true;
+  const note = (s: string): void => void (json ? stderr : stdout).write(`${s}\n`);
+  const { outDir } = options;
+  const resume = options.resume === true;
+  const given = defined(options.config);
+  const shapeGiven = defined(options.model ?? {});
+  const modelGenerator = new Generator(0);
+  let config: TrainConfig;
+  let tokenizer: Tokenizer;
+  let model: BertForPreTraining;
+  let text: string;
 
-  const tokenizer = o.tokenizer !== undefined ? loadTokenizer(o.tokenizer) : trainTokenizer([text], { type: 'wordpiece', vocabSize: o.vocabSize });
-  const [pad, unk, cls, sep, maskId] = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].map((t) => specialId(tokenizer, t)) as [number, number, number, number, number];
-  const encoded = docs.map((d) => d.map((s) => tokenizer.encode(s, { addSpecialTokens: false })));
-  const nVal = Math.max(2, Math.floor(encoded.length / 10));
-  const trainDocs = encoded.slice(0, encoded.length - nVal);
-  const valDocs = encoded.slice(encoded.length - nVal);
-
-  const seed = o.seed;
-  const dataGen = new Generator(seed + 1);
-  const nspOpts = { clsId: cls, sepId: sep, padId: pad, maxLength: o.maxLength };
-  const mlmOpts = { maskId, vocabSize: tokenizer.vocabSize, specialIds: [pad, unk, cls, sep] };
-  let sampler: NSPSampler;
-  try {
-    sampler = new NSPSampler(trainDocs, { ...nspOpts, generator: dataGen });
-    new NSPSampler(valDocs, nspOpts);
-  } catch (e) {
-    throw new UsageError(`--data ${o.data}: ${(e as Error).message}`);
-  }
-  const masker = new MLMMasker({ ...mlmOpts, generator: dataGen });
-
-  const modelGen = new Generator(seed);
-  const model = new BertForPreTraining(
-    {
-      vocabSize: tokenizer.vocabSize,
-      hiddenSize: o.hiddenSize,
-      numHiddenLayers: o.numLayers,
-      numAttentionHeads: o.numHeads,
-      intermediateSize: o.intermediateSize,
-      maxPositionEmbeddings: o.maxLength,
-      hiddenDropoutProb: o.dropout,
-      attentionProbsDropoutProb: o.dropout,
-      padTokenId: pad,
-    },
-    { generator: modelGen },
-  );
-  note(`BERT: ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${o.numLayers} layers, ${o.numHeads} heads, hidden ${o.hiddenSize}, vocab ${tokenizer.vocabSize}, length ${o.maxLength})`);
-  note(`data: ${o.data}: ${trainDocs.length} train / ${valDocs.length} held-out documents; run dir ${o.outDir}`);
-
-  const evaluate = (iter: number): BertEvaluation => {
-    // The same held-out batches at every evaluation (a fresh generator), so the numbers compare.
-    const g = new Generator(seed + 2);
-    const valSampler = new NSPSampler(valDocs, { ...nspOpts, generator: g });
-    const valMasker = new MLMMasker({ ...mlmOpts, generator: g });
-    model.eval();
-    let loss = 0;
-    let mlmRight = 0;
-    let mlmTotal = 0;
-    let nspRight = 0;
-    let nspTotal = 0;
-    noGrad(() => {
-      for (let i = 0; i < o.evalBatches; i++) {
-        const b = drawBatch(valSampler, valMasker, o.batchSize, o.maxLength);
-        const out = model.forward(b.ids, b);
-        loss += out.loss!.item() / o.evalBatches;
-        const pred = argmax(out.mlmLogits, -1).i32('evaluate');
-        const labels = b.mlmLabels.i32('evaluate');
-        for (let k = 0; k < labels.length; k++) {
-          if (labels[k] === MLM_IGNORE) continue;
-          mlmTotal++;
-          if (pred[k] === labels[k]) mlmRight++;
-        }
-        const nspPred = argmax(out.nspLogits!, -1).i32('evaluate');
-        const nspLabels = b.nspLabels.i32('evaluate');
-        for (let k = 0; k < nspLabels.length; k++) {
-          nspTotal++;
-          if (nspPred[k] === nspLabels[k]) nspRight++;
-        }
-      }
-    });
+  if (resume) {
+    if (!hasCheckpoint(outDir)) throw new UsageError(`--resume: ${outDir} holds no checkpoint (no trainer_state.json); drop --resume or pass the --out of an existing run`);
+    const shapeFlags = Object.keys(shapeGiven);
+    if (shapeFlags.length > 0) throw new UsageError(`--resume keeps the saved model and tokenizer: drop the model and tokenizer flags (${shapeFlags.join(', ')})`);
+    const state = loadTrainerState(outDir);
+    config = parseTrainConfig({ ...state.trainConfig, ...given });
+    text = readCorpus(config.data);
+    tokenizer = loadTokenizer(outDir);
+    model = await BertForPreTraining.fromPretrained(outDir, { generator: modelGenerator });
     model.train();
-    return { iter, loss, mlmAccuracy: mlmRight / Math.max(1, mlmTotal), nspAccuracy: nspRight / Math.max(1, nspTotal) };
-  };
-  const report = (e: BertEvaluation): void => {
-    if (o.json === true) stdout.write(`${JSON.stringify({ type: 'eval', ...e })}\n`);
-    else stdout.write(`eval @ ${e.iter}: held-out loss ${e.loss.toFixed(4)}, MLM accuracy ${(100 * e.mlmAccuracy).toFixed(1)}%, NSP accuracy ${(100 * e.nspAccuracy).toFixed(1)}%\n`);
-  };
+    note(`resuming ${outDir} at iteration ${state.iter} (max iters ${config.maxIters})`);
+  } else {
+    if (given.data === undefined) throw new UsageError('--data: required; pass a UTF-8 text file whose documents are separated by blank lines');
+    const merged = { ...BERT_TRAIN_DEFAULTS, ...given };
+    config = parseTrainConfig({
+      ...merged,
+      data: given.data,
+      minLr: given.minLr ?? merged.lr / 10,
+      lrDecayIters: given.lrDecayIters ?? Math.max(merged.maxIters, merged.warmupIters, 1),
+    });
+    const s: BertShape = { ...DEFAULT_BERT_SHAPE, ...shapeGiven };
+    if (s.hiddenSize % s.numHeads !== 0) throw new UsageError(`--hidden-size ${s.hiddenSize} is not divisible by --n-head ${s.numHeads}`);
+    text = readCorpus(config.data);
+    tokenizer = s.tokenizer !== undefined ? loadTokenizer(s.tokenizer) : trainTokenizer([text], { type: 'wordpiece', vocabSize: s.vocabSize });
+    const pad = specialId(tokenizer, '[PAD]');
+    modelGenerator.manualSeed(config.seed);
+    model = new BertForPreTraining(
+      {
+        vocabSize: tokenizer.vocabSize,
+        hiddenSize: s.hiddenSize,
+        numHiddenLayers: s.numLayers,
+        numAttentionHeads: s.numHeads,
+        intermediateSize: s.intermediateSize,
+        maxPositionEmbeddings: config.blockSize,
+        hiddenDropoutProb: s.dropout,
+        attentionProbsDropoutProb: s.dropout,
+        padTokenId: pad,
+      },
+      { generator: modelGenerator },
+    );
+    if (hasCheckpoint(outDir)) note(`note: ${outDir} holds a checkpoint; this new run replaces it at its first save (pass --resume to continue it instead)`);
+  }
+  if (config.blockSize > model.config.maxPositionEmbeddings) throw new UsageError(`--max-length ${config.blockSize} exceeds the model's ${model.config.maxPositionEmbeddings} positions`);
+  if (config.blockSize < 5) throw new UsageError(`--max-length ${config.blockSize}: an NSP pair [CLS] A [SEP] B [SEP] needs at least 5 tokens`);
 
-  const optimizer = new AdamW(model.namedParameters(), { lr: o.lr, weightDecay: 0.01 });
-  const schedule = cosineWithWarmup({ lr: o.lr, minLr: o.lr / 10, warmupIters: o.warmupIters, lrDecayIters: Math.max(o.maxIters, o.warmupIters) });
-  model.train();
-  let trainLoss = NaN;
-  let last = evaluate(0);
-  report(last);
-  for (let iter = 0; iter < o.maxIters; iter++) {
-    optimizer.lr = schedule(iter);
-    const b = drawBatch(sampler, masker, o.batchSize, o.maxLength);
-    const out = model.forward(b.ids, b);
-    const loss = out.loss!;
-    trainLoss = loss.item();
-    if (!Number.isFinite(trainLoss)) throw new Error(`loss is ${trainLoss} at iteration ${iter}; try a lower --lr`);
-    loss.backward();
-    clipGradNorm(optimizer, 1.0);
-    optimizer.step();
-    optimizer.zeroGrad();
-    if (o.json === true) stdout.write(`${JSON.stringify({ type: 'iter', iter, loss: trainLoss, mlmLoss: out.mlmLoss!.item(), nspLoss: out.nspLoss!.item(), lr: optimizer.lr })}\n`);
-    else if ((iter + 1) % 10 === 0) stdout.write(`iter ${iter + 1}: loss ${trainLoss.toFixed(4)} (MLM ${out.mlmLoss!.item().toFixed(4)}, NSP ${out.nspLoss!.item().toFixed(4)}), lr ${optimizer.lr.toExponential(2)}\n`);
-    if ((iter + 1) % o.evalInterval === 0 && iter + 1 < o.maxIters) {
-      last = evaluate(iter + 1);
-      report(last);
-    }
+  const [pad, unk, cls, sep, maskId] = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].map((t) => specialId(tokenizer, t)) as [number, number, number, number, number];
+  const docs = splitDocuments(text);
+  if (docs.length < 4) throw new UsageError(`--data ${config.data}: ${docs.length} documents; NSP needs at least 4 (separate documents with blank lines)`);
+  const encoded = docs.map((d) => d.map((sentence) => tokenizer.encode(sentence, { addSpecialTokens: false })));
+  const nVal = Math.max(2, Math.floor(encoded.length / 10));
+  let dataset: BertPretrainingDataset;
+  try {
+    dataset = new BertPretrainingDataset(encoded.slice(0, encoded.length - nVal), encoded.slice(encoded.length - nVal), { clsId: cls, sepId: sep, padId: pad }, { maskId, vocabSize: tokenizer.vocabSize, specialIds: [pad, unk, cls, sep] });
+  } catch (err) {
+    throw new UsageError(`--data ${config.data}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (o.maxIters > 0) {
-    last = evaluate(o.maxIters);
-    report(last);
-  }
-  mkdirSync(o.outDir, { recursive: true });
-  await model.savePretrained(o.outDir);
-  tokenizer.save(join(o.outDir, 'tokenizer.json'));
-  return { outDir: o.outDir, iterations: o.maxIters, trainLoss, eval: last, numParameters: model.numParameters(), wallSeconds: (performance.now() - started) / 1000 };
+
+  mkdirSync(outDir, { recursive: true });
+  const c = model.config;
+  note(`BERT: ${(model.numParameters() / 1e6).toFixed(2)}M parameters (${c.numHiddenLayers} layers, ${c.numAttentionHeads} heads, hidden ${c.hiddenSize}, vocab ${c.vocabSize}, length ${config.blockSize})`);
+  note(`data: ${config.data}: ${dataset.train.length} train / ${dataset.val.length} held-out documents; run dir ${outDir}`);
+  const progress = new ProgressReporter({ out: stdout, err: stderr, json, maxIters: config.maxIters, logInterval: config.logInterval });
+  const trainer = new Trainer({ model: trainableBert(model), tokenizer, dataset, config, outDir, generators: { model: modelGenerator }, progress, resume });
+  const result = await trainer.run();
+  // After the last checkpoint, from its own generator: this never shifts the training stream.
+  const accuracy = bertAccuracy(model, dataset, config, result.iter);
+  if (json) stdout.write(`${JSON.stringify(accuracy)}\n`);
+  else stdout.write(`held-out @ ${accuracy.iter}: MLM accuracy ${(100 * accuracy.val_mlm_accuracy).toFixed(1)}%, NSP accuracy ${(100 * accuracy.val_nsp_accuracy).toFixed(1)}%\n`);
+  return { ...result, outDir, config, numParameters: model.numParameters(), wallSeconds: (performance.now() - started) / 1000, accuracy, model, tokenizer };
 }

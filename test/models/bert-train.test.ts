@@ -69,16 +69,21 @@ describe('weft train bert / weft fill-mask', () => {
       ['train', 'bert', '--data', data, '--out', out, '--vocab-size', '150', '--hidden-size', '32', '--n-layer', '1', '--n-head', '2', '--intermediate-size', '64', '--max-length', '24', '--batch-size', '16', '--max-iters', '150', '--eval-interval', '150', '--lr', '1e-2', '--dropout', '0', '--json'],
       { from: 'user' },
     );
-    const evals = stdout.text
+    // The shared Trainer's --json lines (iterations, evaluations), then the held-out accuracy line.
+    const records = stdout.text
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { type: string; iter: number; loss: number; mlmAccuracy: number })
-      .filter((r) => r.type === 'eval');
-    expect(evals.length).toBe(2);
+      .map((l) => JSON.parse(l) as Record<string, number>);
+    const evals = records.filter((r) => 'val_loss' in r);
+    expect(evals.map((r) => r.iter)).toEqual([0, 150]);
+    expect(records.filter((r) => 'loss' in r).map((r) => r.iter)).toEqual(Array.from({ length: 150 }, (_, i) => i));
     const [first, last] = [evals[0]!, evals[evals.length - 1]!];
-    expect(last.loss).toBeLessThan(first.loss - 1);
+    expect(last.val_loss).toBeLessThan(first.val_loss! - 1);
+    const accuracy = records.at(-1)!;
+    expect(Object.keys(accuracy).sort()).toEqual(['iter', 'val_mlm_accuracy', 'val_nsp_accuracy']);
+    expect(accuracy.iter).toBe(150);
     // Chance is ~1/60; a short run learns the '.' and colour/fruit slots first.
-    expect(last.mlmAccuracy).toBeGreaterThan(0.15);
+    expect(accuracy.val_mlm_accuracy).toBeGreaterThan(0.15);
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) expect(existsSync(join(out, f)), f).toBe(true);
     const reloaded = await BertForPreTraining.fromPretrained(out);
     expect(reloaded.config.nspHead).toBe(true);
