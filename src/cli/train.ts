@@ -9,6 +9,8 @@ import type { OutputStream } from '../train/progress.js';
 import { registerTrainBert } from './train-bert.js';
 import { registerTrainT5 } from './train-t5.js';
 import { registerTrainLlama } from './train-llama.js';
+import { registerTrainTransformer } from './train-transformer.js';
+import { registerTrainPaLM } from './train-palm.js';
 
 export interface CommandIO {
   stdout: OutputStream;
@@ -135,6 +137,8 @@ export function registerTrain(program: Command, io?: CommandIO): void {
   registerTrainBert(train, io);
   registerTrainT5(train, io);
   registerTrainLlama(train, io);
+  registerTrainTransformer(train, io);
+  registerTrainPaLM(train, io);
   train
     .command('gpt')
     .description('pre-train a GPT on a text file (nanoGPT\'s options; defaults: its CPU shakespeare_char run)')

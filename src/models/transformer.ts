@@ -450,38 +450,35 @@ export class Transformer extends Module {
       let beams: { ids: number[]; logp: number }[] = [{ ids: [], logp: 0 }];
       const finished: { ids: number[]; score: number }[] = [];
       let feed = [bosId];
-      for (let step = 0; step <= maxNew && beams.length > 0; step++) {
+      for (let step = 0; step < maxNew && beams.length > 0; step++) {
         const logits = this.decodeCached(Tensor.fromArray(Int32Array.from(feed), [beams.length, 1], 'i32'), cache);
         const lp = logSoftmax(logits, -1).f32(op);
         const candidates: { from: number; token: number; logp: number }[] = [];
         beams.forEach((beam, i) => {
           for (let v = 0; v < V; v++) candidates.push({ from: i, token: v, logp: beam.logp + lp[i * V + v]! });
         });
-        candidates.sort((a, b) => b.logp - a.logp);
+        candidates.sort((x, y) => y.logp - x.logp);
         const next: { from: number; token: number; logp: number }[] = [];
         for (const cand of candidates) {
           if (next.length >= beamSize) break;
           const ids = beams[cand.from]!.ids;
-          if (cand.token === eosId || step === maxNew) {
-            // At the length limit a hypothesis is finished without its EOS.
-            const out = cand.token === eosId ? ids : [...ids, cand.token];
-            if (cand.token === eosId || finished.length < beamSize) finished.push({ ids: out, score: cand.logp / penalty(out.length) });
-            if (step === maxNew && finished.length >= beamSize) break;
-            continue;
-          }
-          next.push(cand);
+          if (cand.token === eosId) finished.push({ ids, score: cand.logp / penalty(ids.length) });
+          else next.push(cand);
         }
-        // Stop once no live prefix can beat the best finished one (scores only fall as prefixes grow
-        // when α ≤ 1, since log-probabilities are ≤ 0 and the penalty grows sub-linearly).
-        const best = finished.reduce((m, f) => Math.max(m, f.score), -Infinity);
-        const alive = next.filter((n) => n.logp / penalty(maxNew) > best || lengthPenalty > 1);
-        if (finished.length >= beamSize && alive.length === 0) break;
-        if (next.length === 0 || step === maxNew) break;
-        this.reorderCache(cache, Tensor.fromArray(Int32Array.from(next.map((n) => n.from)), [next.length], 'i32'));
         beams = next.map((n) => ({ ids: [...beams[n.from]!.ids, n.token], logp: n.logp }));
+        // With α ≤ 1 a live prefix's score can at best reach logp / penalty(maxNew) (log-probabilities
+        // only fall); once none can beat the best finished hypothesis, the search is over.
+        const best = finished.reduce((m, f) => Math.max(m, f.score), -Infinity);
+        if (finished.length >= beamSize && lengthPenalty <= 1 && beams.every((bm) => bm.logp / penalty(maxNew) <= best)) {
+          beams = [];
+          break;
+        }
+        this.reorderCache(cache, Tensor.fromArray(Int32Array.from(next.map((n) => n.from)), [next.length], 'i32'));
         feed = next.map((n) => n.token);
       }
-      finished.sort((a, b) => b.score - a.score);
+      // Prefixes still alive at the length limit finish without their EOS.
+      for (const bm of beams) finished.push({ ids: bm.ids, score: bm.logp / penalty(bm.ids.length) });
+      finished.sort((x, y) => y.score - x.score);
       return finished.length > 0 ? finished[0]!.ids : [];
     });
   }
