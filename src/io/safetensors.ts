@@ -363,3 +363,30 @@ export function saveSafetensorsSync(
 ): void {
   writeFileAtomicSync(path, safetensorsChunks(tensors, metadata));
 }
+
+/**
+ * The weights of a Hugging Face model directory: `model.safetensors`, or the shards listed in
+ * `model.safetensors.index.json` (as transformers writes large models). `source` names what was
+ * read, for error messages.
+ */
+export async function loadModelWeights(dir: string): Promise<{ tensors: Map<string, Tensor>; source: string }> {
+  const single = `${dir}/model.safetensors`;
+  const indexPath = `${dir}/model.safetensors.index.json`;
+  if (fs.existsSync(single) || !fs.existsSync(indexPath)) {
+    return { tensors: (await loadSafetensors(single)).tensors, source: single };
+  }
+  let index: { weight_map?: Record<string, string> };
+  try {
+    index = JSON.parse(await fsp.readFile(indexPath, 'utf8')) as { weight_map?: Record<string, string> };
+  } catch (e) {
+    throw new Error(`${indexPath}: not valid JSON (${(e as Error).message})`);
+  }
+  if (index.weight_map === undefined || typeof index.weight_map !== 'object') {
+    throw new Error(`${indexPath}: no "weight_map" object naming each tensor's shard`);
+  }
+  const tensors = new Map<string, Tensor>();
+  for (const shard of new Set(Object.values(index.weight_map))) {
+    for (const [name, t] of (await loadSafetensors(`${dir}/${shard}`)).tensors) tensors.set(name, t);
+  }
+  return { tensors, source: indexPath };
+}

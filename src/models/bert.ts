@@ -23,7 +23,7 @@ import { Module, ModuleList } from '../nn/module.js';
 import { normal_ } from '../nn/init.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
 import { registerFamily } from './registry.js';
 
 /** Labels equal to this are ignored by the MLM loss (PyTorch's and Hugging Face's default). */
@@ -563,8 +563,7 @@ export class BertForPreTraining extends Module {
     } catch (e) {
       throw new Error(`BertForPreTraining.fromPretrained: cannot read ${path}: ${(e as Error).message}`);
     }
-    const file = join(dir, 'model.safetensors');
-    const { tensors } = await loadSafetensors(file);
+    const { tensors, source: file } = await loadModelWeights(dir);
     const named = normaliseNames(tensors);
     const config = bertConfigFromHF(json, {
       pooler: named.has('bert.pooler.dense.weight'),

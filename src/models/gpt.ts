@@ -20,7 +20,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Conv1D, Dropout, Embedding, LayerNorm } from '../nn/layers.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
 import type { KVCache } from '../infer/kv-cache.js';
 import { type GPTConfig, type GPTConfigInput, gptConfigFromHF, gptConfigToHF, parseGPTConfig } from './config.js';
 import { registerFamily } from './registry.js';
@@ -472,7 +472,7 @@ export class GPT extends Module {
       throw new Error(`GPT.fromPretrained: ${join(dir, 'config.json')} is not valid JSON: ${(e as Error).message}`);
     }
     const config = gptConfigFromHF(json);
-    const { tensors } = await loadSafetensors(join(dir, 'model.safetensors'));
+    const { tensors } = await loadModelWeights(dir);
     const model = new GPT(config, options);
     model.loadHFTensors(tensors, join(dir, 'model.safetensors'));
     return model;

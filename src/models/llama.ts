@@ -9,7 +9,6 @@
  * llama2.c (.bin) and GGUF checkpoints load through fromLlama2c / fromGGUF; both store q/k rows in
  * Meta's interleaved rotary layout, which is permuted into rotate-half order on load.
  */
-import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -24,7 +23,7 @@ import { Module, ModuleList } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { normal_ } from '../nn/init.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
 import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../infer/sampling.js';
 import { KVCache } from '../infer/kv-cache.js';
 import { registerFamily } from './registry.js';
@@ -708,19 +707,7 @@ export class Llama extends Module {
       throw new Error(`${op}: cannot read ${join(dir, 'config.json')}: ${(e as Error).message}`);
     }
     const model = new Llama(llamaConfigFromHF(json), options);
-    const tensors = new Map<string, Tensor>();
-    const indexPath = join(dir, 'model.safetensors.index.json');
-    let source = join(dir, 'model.safetensors');
-    if (!existsSync(source) && existsSync(indexPath)) {
-      source = indexPath;
-      const index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map?: Record<string, string> };
-      if (index.weight_map === undefined) throw new Error(`${op}: ${indexPath} has no weight_map`);
-      for (const shard of new Set(Object.values(index.weight_map))) {
-        for (const [k, t] of (await loadSafetensors(join(dir, shard))).tensors) tensors.set(k, t);
-      }
-    } else {
-      for (const [k, t] of (await loadSafetensors(source)).tensors) tensors.set(k, t);
-    }
+    const { tensors, source } = await loadModelWeights(dir);
     model.loadHFTensors(tensors, source);
     return model;
   }

@@ -25,7 +25,7 @@ import { Module, ModuleList } from '../nn/module.js';
 import { Dropout, Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { normal_ } from '../nn/init.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
 import { KVCache } from '../infer/kv-cache.js';
 import { registerFamily } from './registry.js';
 
@@ -715,7 +715,7 @@ export class T5ForConditionalGeneration extends Module {
       throw new Error(`T5.fromPretrained: cannot read ${path}: ${(e as Error).message}`);
     }
     const model = new T5ForConditionalGeneration(t5ConfigFromHF(json), options);
-    const { tensors } = await loadSafetensors(join(dir, 'model.safetensors'));
+    const { tensors } = await loadModelWeights(dir);
     model.loadHFTensors(tensors, join(dir, 'model.safetensors'));
     return model;
   }
