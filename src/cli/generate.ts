@@ -12,6 +12,7 @@ import { loadLlama2c } from '../io/llama2c.js';
 import { loadLlamaGGUF } from '../io/llama-gguf.js';
 import { GPT } from '../models/gpt.js';
 import { Llama } from '../models/llama.js';
+import { PaLM } from '../models/palm.js';
 import { loadPretrained } from '../models/registry.js';
 import { loadTokenizer, llama2cTokenizer, tokenizerFromGGUF, type Tokenizer } from '../tokenizers/index.js';
 import { UsageError } from '../train/config.js';
@@ -41,7 +42,7 @@ export interface GenerateResult {
 
 /** A model `weft generate` can drive, with a uniform generation call. */
 export interface LoadedGenerator {
-  model: Llama | GPT;
+  model: Llama | GPT | PaLM;
   /** New ids only. */
   generate(prompt: readonly number[], opts: { maxNewTokens: number; temperature: number; topK?: number; topP?: number; seed: number; onToken?: (id: number) => void }): number[];
 }
@@ -49,10 +50,10 @@ export interface LoadedGenerator {
 /** Loads a checkpoint by its form: a directory (HF), a .gguf file, or a llama2.c .bin. */
 export async function loadCausalLM(path: string): Promise<LoadedGenerator> {
   if (!existsSync(path)) throw new UsageError(`--model: ${path} does not exist`);
-  let model: Llama | GPT;
+  let model: Llama | GPT | PaLM;
   if (statSync(path).isDirectory()) {
     const m = await loadPretrained(path);
-    if (!(m instanceof Llama) && !(m instanceof GPT)) throw new UsageError(`--model: ${path} is not a causal language model (${m.constructor.name})`);
+    if (!(m instanceof Llama) && !(m instanceof GPT) && !(m instanceof PaLM)) throw new UsageError(`--model: ${path} is not a causal language model (${m.constructor.name})`);
     model = m;
   } else if (path.endsWith('.gguf')) {
     model = loadLlamaGGUF(path);
@@ -64,6 +65,10 @@ export async function loadCausalLM(path: string): Promise<LoadedGenerator> {
   if (model instanceof Llama) {
     const llama = model;
     return { model, generate: (prompt, o) => llama.generate(prompt, o) };
+  }
+  if (model instanceof PaLM) {
+    const palm = model.eval();
+    return { model, generate: (prompt, o) => palm.generate(prompt, o) };
   }
   const gpt = model;
   return { model, generate: (prompt, o) => generateGPT(gpt, prompt, o).slice(prompt.length) };

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { noGrad } from '../tensor/autograd.js';
 import { add, concat, crossEntropy, linear, mul, neg, scaledDotProductAttention, silu } from '../tensor/index.js';
-import { defaultGenerator, type Generator } from '../tensor/random.js';
+import { defaultGenerator, Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module, ModuleList } from '../nn/module.js';
@@ -24,6 +24,13 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { loadChecked } from './transformer.js';
 import { registerFamily } from './registry.js';
+import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../infer/sampling.js';
+
+export interface PaLMGenerateOptions extends SamplingOptions {
+  maxNewTokens: number;
+  seed?: number;
+  onToken?: (id: number) => void;
+}
 
 const positiveInt = z.number().int().positive();
 
@@ -269,17 +276,31 @@ export class PaLM extends Module {
 
   /** Greedy continuation of one prompt [1, T] by up to maxNewTokens ids (the generated ids only). */
   generateGreedy(prompt: Tensor, maxNewTokens: number): number[] {
+    return this.generate(Array.from(prompt.i32('PaLM.generateGreedy')), { maxNewTokens, temperature: 0 });
+  }
+
+  /**
+   * Continues one prompt with the KV cache: greedy at temperature 0, else sampled (top-k / top-p)
+   * from a seeded generator. Stops at blockSize tokens in all. Returns the generated ids only.
+   */
+  generate(prompt: readonly number[], options: PaLMGenerateOptions): number[] {
+    const op = 'PaLM.generate';
+    checkSamplingOptions(options, op);
+    if (prompt.length === 0) throw new RangeError(`${op}: the prompt is empty; give at least one token id`);
+    const bad = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= this.config.vocabSize);
+    if (bad !== undefined) throw new RangeError(`${op}: prompt token ${bad} is outside the vocabulary [0, ${this.config.vocabSize})`);
     const V = this.config.vocabSize;
+    const generator = options.seed !== undefined ? new Generator(options.seed) : defaultGenerator;
+    const sampling: SamplingOptions = { temperature: options.temperature ?? 1, topK: options.topK, topP: options.topP };
     const cache = this.newCache();
     const out: number[] = [];
-    let feed = prompt;
-    for (let s = 0; s < maxNewTokens && cache.length + feed.shape[1]! <= this.config.blockSize; s++) {
-      const logits = this.forwardCached(feed, cache).f32('PaLM.generateGreedy');
-      const last = (feed.shape[1]! - 1) * V;
-      let best = 0;
-      for (let v = 1; v < V; v++) if (logits[last + v]! > logits[last + best]!) best = v;
-      out.push(best);
-      feed = Tensor.fromArray(Int32Array.from([best]), [1, 1], 'i32');
+    let feed = [...prompt];
+    for (let s = 0; s < options.maxNewTokens && cache.length + feed.length <= this.config.blockSize; s++) {
+      const logits = this.forwardCached(Tensor.fromArray(Int32Array.from(feed), [1, feed.length], 'i32'), cache).f32(op);
+      const next = sampleNext(logits.subarray((feed.length - 1) * V, feed.length * V), sampling, generator);
+      out.push(next);
+      options.onToken?.(next);
+      feed = [next];
     }
     return out;
   }
