@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_MINHASH,
@@ -13,6 +14,9 @@ import {
   optimalBands,
   resolveMinHashOptions,
   shingleHashes,
+  shingleHashesReference,
+  isCJKHeavy,
+  isCJKHeavyReference,
 } from '../../src/data/pipeline/dedup.js';
 
 const SHARED = join(import.meta.dirname, '..', '..', '..', 'shared', 'data');
@@ -323,5 +327,32 @@ describe.skipIf(!haveCorpora)('near-duplicate detection on planted duplicates fr
     console.log(lines.join('\n'));
     expect(atDefault!.precision).toBeGreaterThanOrEqual(0.95);
     expect(atDefault!.recall).toBeGreaterThanOrEqual(0.95);
+  });
+});
+
+describe('shingle scan (fast path)', () => {
+  const pieces = ['a', 'B', 'z', '9', ' ', '\n', '.', ',', "'", 'é', 'Ä', 'İ', 'ß', '中', '国', 'の', '한', '𝐀', '😀', '\ud800', '\udc00', '٣', '\u0301', 'ǅ', '_', 'Σ', 'the '];
+  const options = [resolveMinHashOptions(), resolveMinHashOptions({ shingle: 'char' }), resolveMinHashOptions({ shingle: 'word', shingleSize: 2 })];
+
+  it('equals the regex implementation: same shingle hashes and CJK decision (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 150 }), (parts) => {
+        const text = parts.join('');
+        expect(isCJKHeavy(text)).toBe(isCJKHeavyReference(text));
+        for (const o of options) expect([...shingleHashes(text, o)]).toEqual([...shingleHashesReference(text, o)]);
+      }),
+      { numRuns: 400 },
+    );
+    // The 2,000-character sample of the CJK decision may cut a surrogate pair.
+    const cut = `${'a'.repeat(1999)}😀中中`;
+    expect(isCJKHeavy(cut)).toBe(isCJKHeavyReference(cut));
+  });
+
+  it('equals the regex implementation on the shared corpora', () => {
+    for (const file of [WIKI, SHAKESPEARE, join(SHARED, 'zh', 'sanguo_yanyi.txt')]) {
+      if (!existsSync(file)) continue;
+      const text = readFileSync(file, 'utf8').slice(0, 100_000);
+      expect([...shingleHashes(text, options[0]!)]).toEqual([...shingleHashesReference(text, options[0]!)]);
+    }
   });
 });

@@ -12,7 +12,7 @@ import {
   parseFilterNames,
   piiTransform,
 } from '../../src/data/pipeline/filters/index.js';
-import { charSeq, duplicateNgramChars, isCjkText, topNgramChars, wordSeq } from '../../src/data/pipeline/filters/text-stats.js';
+import { charSeq, duplicateNgramChars, isCjkText, scanWords, topNgramChars, wordOnlyTokens, wordSeq, wordSeqOfScan } from '../../src/data/pipeline/filters/text-stats.js';
 import { normalizeText } from '../../src/data/pipeline/normalize.js';
 import type { Doc } from '../../src/data/pipeline/types.js';
 
@@ -355,5 +355,66 @@ describe('filter selection', () => {
     expect(() => parseFilterNames('gopher,bogus')).toThrow(/unknown filter 'bogus'/);
     expect(buildFilterStages(parseFilterNames('gopher,c4,pii')).map((s) => s.name)).toEqual(['pii', 'c4', 'gopher', 'gopher_repetition', 'cjk']);
     expect(buildFilterStages(['gopher'], { cjkWithGopher: false }).map((s) => s.name)).toEqual(['gopher', 'gopher_repetition']);
+  });
+});
+
+describe('n-gram pass skipping (fast path of the repetition rules)', () => {
+  it('no repeated n-gram means no repeated longer one: both measures are 0 past it (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('a', 'bb', 'the', 'cat', 'sat', 'on', 'mat', 'x', 'y', 'z', 'w'), { maxLength: 60 }), fc.integer({ min: 1, max: 9 }), (words, n) => {
+        const seq = wordSeq(words);
+        const chars = [...words.join('')].map((c) => c);
+        const cseq = charSeq(chars.join(''));
+        for (const [s, joiner] of [[seq, 1], [cseq, 0]] as const) {
+          if (topNgramChars(s, n, joiner) === 0 || duplicateNgramChars(s, n) === 0) {
+            expect(topNgramChars(s, n, joiner)).toBe(0);
+            expect(duplicateNgramChars(s, n)).toBe(0);
+            for (let m = n + 1; m <= 10; m++) {
+              expect(topNgramChars(s, m, joiner)).toBe(0);
+              expect(duplicateNgramChars(s, m)).toBe(0);
+            }
+          }
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
+
+describe('fused word scan (fast path of the Gopher rules)', () => {
+  // Letters, digits, marks, joiners, symbols, Unicode spaces, CJK, astral letters and lone surrogates.
+  const pieces = ['a', 'B', 'z', '9', ' ', '\n', '\t', '.', ',', "'", '’', '-', '_', '#', '...', 'é', 'Ä', 'İ', 'ß', '中', '𝐀', '😀', '\ud800', '\udc00', '٣', '\u0301', '\u00a0', '\u3000', 'Σ', "a'b", 'x.y', 'the'];
+
+  it('equals the regex tokens, whitespace split and Map-built word ids (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 120 }), (parts) => {
+        const text = parts.join('');
+        const scan = scanWords(text);
+        const words = wordOnlyTokens(text);
+        const spans: string[] = [];
+        for (let w = 0; w < scan.count; w++) spans.push(text.slice(scan.starts[w], scan.ends[w]));
+        expect(spans).toEqual([...words]);
+        expect(scan.chars).toBe(words.reduce((n, w) => n + w.length, 0));
+        const spaced = text.split(/\s+/).filter((w) => w.length > 0);
+        expect(scan.spaced).toBe(spaced.length);
+        expect(scan.spacedAlpha).toBe(spaced.filter((w) => /\p{L}/u.test(w)).length);
+        const fast = wordSeqOfScan(text, scanWords(text));
+        const slow = wordSeq(words);
+        expect([...fast.ids]).toEqual([...slow.ids]);
+        expect([...fast.prefix]).toEqual([...slow.prefix]);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('equals the regex tokens on the English corpora', () => {
+    for (let i = 0; i < SHAKESPEARE.length; i += 200_000) {
+      const text = SHAKESPEARE.slice(i, i + 20_000);
+      const scan = scanWords(text);
+      const words = wordOnlyTokens(text);
+      expect(scan.count).toBe(words.length);
+      expect(text.slice(scan.starts[scan.count - 1], scan.ends[scan.count - 1])).toBe(words[words.length - 1]);
+      expect([...wordSeqOfScan(text, scanWords(text)).ids]).toEqual([...wordSeq(words).ids]);
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { LanguageIdentifier, languageStage } from '../../src/data/pipeline/langid.js';
+import { hasLetters, LanguageIdentifier, languageStage } from '../../src/data/pipeline/langid.js';
 import { langidCorpora, textWindows } from '../../src/bench/data-clean.js';
 import { fileURLToPath } from 'node:url';
 
@@ -71,5 +71,33 @@ describe('language identification (eld)', () => {
   it('rejects non-ISO-639-1 codes and unknown models', async () => {
     expect(() => languageStage(id, { languages: ['eng'] })).toThrow(/'eng' is not an ISO 639-1 code/);
     await expect(LanguageIdentifier.load({ model: 'huge' as never })).rejects.toThrow(/unknown eld model 'huge'/);
+  });
+});
+
+describe('fast paths of language id', () => {
+  it('the JSON copy of the n-gram table gives the same answers as the eld module', async () => {
+    const fromJson = await LanguageIdentifier.load({ jsonCache: true });
+    const fromModule = await LanguageIdentifier.load({ jsonCache: false });
+    let n = 0;
+    for (const { text } of langidCorpora(DATA)) {
+      for (const w of [...textWindows(text, 40, 50), ...textWindows(text, 700, 50)]) {
+        expect(fromJson.detect(w)).toEqual(fromModule.detect(w));
+        n++;
+      }
+    }
+    expect(n).toBeGreaterThan(100);
+  });
+
+  it('hasLetters equals counting \\p{L} matches', () => {
+    const pieces = ['a', 'Z', '1', ' ', '.', 'é', '中', '𝐀', '😀', '\ud800', '٣', '\u0301'];
+    let seed = 7;
+    const rnd = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    for (let t = 0; t < 2000; t++) {
+      let text = '';
+      const len = Math.floor(rnd() * 30);
+      for (let i = 0; i < len; i++) text += pieces[Math.floor(rnd() * pieces.length)];
+      const letters = text.match(/\p{L}/gu)?.length ?? 0;
+      for (const min of [0, 1, 3, 8]) expect(hasLetters(text, min)).toBe(letters >= min);
+    }
   });
 });

@@ -163,26 +163,146 @@ const CJK = /[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
 const WORD = /[\p{L}\p{N}]+/gu;
 
+/**
+ * Per UTF-16 code unit (BMP, non-surrogate): 1 when it is a letter or digit (LETTER_OR_DIGIT),
+ * 2 when not, 0 not yet asked. Filled lazily from the regex itself, so it answers exactly as the
+ * regex does while testing each distinct character once instead of once per occurrence.
+ */
+const LETTER_OR_DIGIT_TABLE = new Uint8Array(0x10000);
+const astralLetterOrDigit = new Map<number, boolean>();
+
+function isLetterOrDigitUnit(c: number): boolean {
+  let v = LETTER_OR_DIGIT_TABLE[c]!;
+  if (v === 0) {
+    v = LETTER_OR_DIGIT.test(String.fromCharCode(c)) ? 1 : 2;
+    LETTER_OR_DIGIT_TABLE[c] = v;
+  }
+  return v === 1;
+}
+
+function isLetterOrDigitAstral(cp: number): boolean {
+  let v = astralLetterOrDigit.get(cp);
+  if (v === undefined) {
+    v = LETTER_OR_DIGIT.test(String.fromCodePoint(cp));
+    astralLetterOrDigit.set(cp, v);
+  }
+  return v;
+}
+
+/**
+ * The code point at `i` as `for (const ch of text.slice(0, end))` sees it: a surrogate pair when
+ * both halves lie before `end`, else the single unit (a pair cut by `end` is a lone surrogate).
+ */
+function codePointAt(text: string, i: number, end: number): number {
+  const c = text.charCodeAt(i);
+  if (c >= 0xd800 && c <= 0xdbff && i + 1 < end) {
+    const d = text.charCodeAt(i + 1);
+    if (d >= 0xdc00 && d <= 0xdfff) return ((c - 0xd800) << 10) + (d - 0xdc00) + 0x10000;
+  }
+  return c;
+}
+
+function isLetterOrDigitCodePoint(cp: number): boolean {
+  if (cp < 0x80) return (cp >= 0x30 && cp <= 0x39) || ((cp | 0x20) >= 0x61 && (cp | 0x20) <= 0x7a);
+  if (cp > 0xffff) return isLetterOrDigitAstral(cp);
+  // Lone surrogates are not letters (the table asks the regex, which says so).
+  return isLetterOrDigitUnit(cp);
+}
+
+function isCjkUnit(c: number): boolean {
+  return (c >= 0x3040 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x4dbf) || (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0xac00 && c <= 0xd7af);
+}
+
 /** True when at least 30 % of the letters and digits (sampled from the first 2,000 characters) are CJK. */
 export function isCJKHeavy(text: string): boolean {
-  const sample = text.length > 2000 ? text.slice(0, 2000) : text;
+  const end = Math.min(text.length, 2000);
   let letters = 0;
-  for (const ch of sample) if (LETTER_OR_DIGIT.test(ch)) letters++;
+  let cjk = 0;
+  for (let i = 0; i < end; ) {
+    const cp = codePointAt(text, i, end);
+    if (isLetterOrDigitCodePoint(cp)) letters++;
+    // CJK's ranges are all in the BMP and outside the surrogates.
+    if (isCjkUnit(cp)) cjk++;
+    i += cp > 0xffff ? 2 : 1;
+  }
   if (letters === 0) return false;
-  const cjk = sample.match(CJK)?.length ?? 0;
   return cjk / letters >= 0.3;
+}
+
+/** Reused between documents: the per-unit hashes of the current one. */
+let unitBuf = new Int32Array(1024);
+
+function pushUnit(n: number, h: number): number {
+  if (n === unitBuf.length) {
+    const grown = new Int32Array(unitBuf.length * 2);
+    grown.set(unitBuf);
+    unitBuf = grown;
+  }
+  unitBuf[n] = h;
+  return n + 1;
 }
 
 /**
  * The 32-bit hashes of a document's shingles, in order (repeats included: MinHash takes a minimum,
  * so a repeated shingle changes nothing). A text shorter than one shingle is one shingle.
+ *
+ * Words are the runs of WORD (letters and digits) and each is hashed with FNV-1a over its UTF-16
+ * units; the scan below finds the same runs with a character table instead of a regex match per
+ * word (no match objects, no substrings).
  */
 export function shingleHashes(text: string, options: Pick<ResolvedMinHashOptions, 'shingle' | 'shingleSize' | 'charShingleSize'>): Uint32Array {
   const lower = text.toLowerCase();
   const useChars = options.shingle === 'char' || (options.shingle === 'auto' && isCJKHeavy(lower));
-  const units: number[] = [];
+  const len = lower.length;
+  let n = 0;
   if (useChars) {
     // Characters of the letters and digits only, so spacing and punctuation changes do not count.
+    for (let i = 0; i < len; ) {
+      const cp = codePointAt(lower, i, len);
+      if (isLetterOrDigitCodePoint(cp)) n = pushUnit(n, fmix32(cp ^ 0x9e3779b9));
+      i += cp > 0xffff ? 2 : 1;
+    }
+  } else {
+    let inWord = false;
+    let h = 0;
+    for (let i = 0; i < len; ) {
+      const cp = codePointAt(lower, i, len);
+      const width = cp > 0xffff ? 2 : 1;
+      if (isLetterOrDigitCodePoint(cp)) {
+        if (!inWord) {
+          inWord = true;
+          h = 0x811c9dc5;
+        }
+        h = Math.imul(h ^ lower.charCodeAt(i), 0x01000193);
+        if (width === 2) h = Math.imul(h ^ lower.charCodeAt(i + 1), 0x01000193);
+      } else if (inWord) {
+        inWord = false;
+        n = pushUnit(n, fmix32(h));
+      }
+      i += width;
+    }
+    if (inWord) n = pushUnit(n, fmix32(h));
+  }
+  const size = useChars ? options.charShingleSize : options.shingleSize;
+  if (n === 0) return new Uint32Array(0);
+  const units = unitBuf;
+  const count = Math.max(1, n - size + 1);
+  const width = Math.min(size, n);
+  const out = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    let h = 0x2545f491 ^ width;
+    for (let k = 0; k < width; k++) h = Math.imul(h ^ units[i + k]!, 0x01000193) ^ (h >>> 15);
+    out[i] = fmix32(h);
+  }
+  return out;
+}
+
+/** The original regex-based {@link shingleHashes}: the reference the fast scan is tested against. */
+export function shingleHashesReference(text: string, options: Pick<ResolvedMinHashOptions, 'shingle' | 'shingleSize' | 'charShingleSize'>): Uint32Array {
+  const lower = text.toLowerCase();
+  const useChars = options.shingle === 'char' || (options.shingle === 'auto' && isCJKHeavyReference(lower));
+  const units: number[] = [];
+  if (useChars) {
     for (const ch of lower) if (LETTER_OR_DIGIT.test(ch)) units.push(fmix32(ch.codePointAt(0)! ^ 0x9e3779b9));
   } else {
     for (const m of lower.matchAll(WORD)) units.push(hashString(m[0], 0, m[0].length));
@@ -198,6 +318,16 @@ export function shingleHashes(text: string, options: Pick<ResolvedMinHashOptions
     out[i] = fmix32(h);
   }
   return out;
+}
+
+/** The original regex-based {@link isCJKHeavy}, for tests. */
+export function isCJKHeavyReference(text: string): boolean {
+  const sample = text.length > 2000 ? text.slice(0, 2000) : text;
+  let letters = 0;
+  for (const ch of sample) if (LETTER_OR_DIGIT.test(ch)) letters++;
+  if (letters === 0) return false;
+  const cjk = sample.match(CJK)?.length ?? 0;
+  return cjk / letters >= 0.3;
 }
 
 /** Computes MinHash signatures and sketches with fixed options (cheap to build; keep one per worker). */

@@ -14,6 +14,10 @@
  * 0.5 s instead of 1.3 s and holding ~215 MB instead of ~430 MB (per worker thread).
  * eld runs at about 4 MB/s of text, so long documents are sampled (see `sampleChars`).
  */
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeFileAtomicSync } from '../../io/atomic.js';
 import type { Doc, DocStage, StageResult } from './types.js';
 
 export type EldModelSize = 'large' | 'medium' | 'small' | 'extrasmall';
@@ -43,9 +47,12 @@ export interface LanguageIdOptions {
   sampleChars?: number;
   /** Fewer letters than this in the sample gives "und". Default 8. */
   minLetters?: number;
+  /** Read eld's n-gram table from a JSON copy in the temp directory (same table, faster to load). Default true. */
+  jsonCache?: boolean;
 }
 
 const LETTER_RE = /\p{L}/gu;
+const UNKNOWN = { lang: 'und', score: (): number => 0, reliable: (): boolean => false };
 
 /** A loaded eld model; `detect` is synchronous and cheap (sub-millisecond per document). */
 export class LanguageIdentifier {
@@ -64,26 +71,8 @@ export class LanguageIdentifier {
     if (!(Number.isInteger(sampleChars) && sampleChars >= 30)) {
       throw new Error(`langid: sampleChars must be an integer ≥ 30, got ${sampleChars}`);
     }
-    let mod: { eld: unknown };
-    switch (model) {
-      case 'large':
-        mod = await import('eld/large');
-        break;
-      case 'medium':
-        mod = await import('eld/medium');
-        break;
-      case 'small':
-        mod = await import('eld/small');
-        break;
-      case 'extrasmall':
-        mod = await import('eld/extrasmall');
-        break;
-      default:
-        throw new Error(`langid: unknown eld model '${String(model)}' (expected large, medium, small or extrasmall)`);
-    }
-    const shared = mod.eld as EldDetector & { newInstance?: () => EldDetector };
-    // A private instance: another caller's setLanguageSubset() on the shared one must not change our answers.
-    const eld = typeof shared.newInstance === 'function' ? shared.newInstance() : shared;
+    if (!ELD_MODELS.includes(model)) throw new Error(`langid: unknown eld model '${String(model)}' (expected large, medium, small or extrasmall)`);
+    const eld = ((opts.jsonCache ?? true) ? await loadEldFromJsonCache(model) : null) ?? (await loadEldModule(model));
     return new LanguageIdentifier(eld, model, sampleChars, minLetters);
   }
 
@@ -97,14 +86,124 @@ export class LanguageIdentifier {
   }
 
   detect(text: string): LanguageGuess {
-    const sample = this.sample(text);
-    const letters = sample.match(LETTER_RE)?.length ?? 0;
-    if (letters < this.minLetters) return { lang: 'und', score: 0, reliable: false };
-    const result = this.eld.detect(sample);
-    if (!result.language) return { lang: 'und', score: 0, reliable: false };
-    const score = result.getScores()[result.language] ?? 0;
-    return { lang: result.language, score, reliable: result.isReliable() };
+    const { lang, score, reliable } = this.detectLazy(text);
+    return { lang, score: score(), reliable: reliable() };
   }
+
+  /**
+   * The language, with its score and reliability computed only when asked for: eld derives both by
+   * scaling and sorting all 60 languages' scores, which costs as much as a third of the detection
+   * itself, and the pipeline needs them only with a minimum score.
+   */
+  detectLazy(text: string): { lang: string; score: () => number; reliable: () => boolean } {
+    const sample = this.sample(text);
+    if (!hasLetters(sample, this.minLetters)) return UNKNOWN;
+    const result = this.eld.detect(sample);
+    if (!result.language) return UNKNOWN;
+    const language = result.language;
+    let score: number | undefined;
+    return { lang: language, score: () => (score ??= result.getScores()[language] ?? 0), reliable: () => result.isReliable() };
+  }
+}
+
+/** Whether `text` holds at least `min` letters (\p{L}); stops counting there, and allocates nothing. */
+export function hasLetters(text: string, min: number): boolean {
+  if (min <= 0) return true;
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) {
+      if ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a && ++count >= min) return true;
+      continue;
+    }
+    // Non-ASCII: the regex decides (surrogate pairs are tested as one code point).
+    LETTER_RE.lastIndex = i;
+    const m = LETTER_RE.exec(text);
+    if (m === null) return false;
+    if (++count >= min) return true;
+    i = m.index + m[0].length - 1;
+  }
+  return false;
+}
+
+const ELD_MODELS: readonly EldModelSize[] = ['large', 'medium', 'small', 'extrasmall'];
+
+/** A private eld instance from the package's own entry (compiles the n-gram table as JavaScript: ~0.45 s for 'medium'). */
+async function loadEldModule(model: EldModelSize): Promise<EldDetector> {
+  let mod: { eld: unknown };
+  switch (model) {
+    case 'large':
+      mod = await import('eld/large');
+      break;
+    case 'medium':
+      mod = await import('eld/medium');
+      break;
+    case 'small':
+      mod = await import('eld/small');
+      break;
+    default:
+      mod = await import('eld/extrasmall');
+  }
+  const shared = mod.eld as EldDetector & { newInstance?: () => EldDetector };
+  // A private instance: another caller's setLanguageSubset() on the shared one must not change our answers.
+  return typeof shared.newInstance === 'function' ? shared.newInstance() : shared;
+}
+
+interface EldInternals {
+  createEld(): { instance: EldDetector; loadData(data: unknown): string };
+}
+
+/**
+ * The same eld detector with its n-gram table read from a JSON copy (in node_modules/.cache/weft,
+ * keyed by the table file's size and time) instead of compiled as a 2 MB JavaScript module:
+ * JSON.parse takes about half the time, and every worker thread pays it. The first load (a cache
+ * miss) imports the table module as usual and writes the copy. Null when eld's files are not laid
+ * out as expected; the caller then imports eld normally.
+ */
+async function loadEldFromJsonCache(model: EldModelSize): Promise<EldDetector | null> {
+  let entry: URL;
+  let tableUrl: URL;
+  let detectorUrl: URL;
+  try {
+    entry = new URL(import.meta.resolve(`eld/${model}`));
+    tableUrl = new URL(`../ngrams/${model}.js`, entry);
+    detectorUrl = new URL('../languageDetector.js', entry);
+  } catch {
+    return null;
+  }
+  if (tableUrl.protocol !== 'file:' || !existsSync(tableUrl) || !existsSync(detectorUrl)) return null;
+  const st = statSync(tableUrl);
+  // node_modules/.cache (the usual home of derived build caches), beside the package it derives from:
+  // private to the install, unlike a shared temp directory where another user could plant a table.
+  const cacheDir = fileURLToPath(new URL('../../../.cache/weft/', entry));
+  const cachePath = join(cacheDir, `eld-${model}-${st.size}-${Math.floor(st.mtimeMs)}.json`);
+  let data: unknown = null;
+  try {
+    data = JSON.parse(readFileSync(cachePath, 'utf8'));
+  } catch {
+    data = null;
+  }
+  if (!isEldTable(data)) {
+    data = ((await import(tableUrl.href)) as { ngramsData?: unknown }).ngramsData;
+    if (!isEldTable(data)) return null;
+    try {
+      mkdirSync(cacheDir, { recursive: true });
+      writeFileAtomicSync(cachePath, JSON.stringify(data));
+    } catch {
+      // A read-only install only costs the speed-up.
+    }
+  }
+  const internals = (await import(detectorUrl.href)) as Partial<EldInternals>;
+  if (typeof internals.createEld !== 'function') return null;
+  const { instance, loadData } = internals.createEld();
+  loadData(data);
+  return instance;
+}
+
+function isEldTable(data: unknown): data is { type: string; languages: Record<string, string>; ngrams: Record<string, unknown> } {
+  if (typeof data !== 'object' || data === null) return false;
+  const d = data as Record<string, unknown>;
+  return typeof d.type === 'string' && d.type.length > 0 && typeof d.languages === 'object' && d.languages !== null && typeof d.ngrams === 'object' && d.ngrams !== null;
 }
 
 /** `len` characters from `start`, widened to whole words where a space is near (so n-grams are not cut mid-word). */
@@ -144,15 +243,18 @@ export function languageStage(identifier: LanguageIdentifier, opts: LanguageStag
   return {
     name: 'langid',
     process(doc: Doc, counters?: Record<string, number>): StageResult {
-      const guess = identifier.detect(doc.text);
+      const guess = identifier.detectLazy(doc.text);
       if (counters) counters[`lang_${guess.lang}`] = (counters[`lang_${guess.lang}`] ?? 0) + 1;
       if (guess.lang === 'und') {
         if (allowed && !opts.keepUnknown) return { keep: false, rule: 'lang_unknown' };
       } else {
         if (allowed && !allowed.has(guess.lang)) return { keep: false, rule: 'lang_not_allowed' };
-        if (minScore > 0 && guess.score < minScore) return { keep: false, rule: 'lang_low_score' };
+        if (minScore > 0 && guess.score() < minScore) return { keep: false, rule: 'lang_low_score' };
       }
-      return { keep: true, doc: { ...doc, lang: guess.lang, meta: { ...doc.meta, langScore: guess.score } } };
+      // meta.langScore reads like a plain value but is computed only if someone reads it.
+      const meta: Record<string, unknown> = { ...doc.meta };
+      Object.defineProperty(meta, 'langScore', { get: guess.score, enumerable: true, configurable: true });
+      return { keep: true, doc: { ...doc, lang: guess.lang, meta } };
     },
   };
 }

@@ -18,14 +18,17 @@ import type { Doc } from './types.js';
 
 export type WorkerInit =
   | { kind: 'clean'; config: CleanConfig }
-  | { kind: 'tokenize'; tokenizer: unknown; eosId: number }
+  /** The tokenizer as saved JSON, or the path of a saved tokenizer.json (each worker reads it: cheaper than cloning the object to it). */
+  | { kind: 'tokenize'; tokenizer?: unknown; tokenizerFile?: string; eosId: number }
   | { kind: 'boilerplate'; normalize: NormalizeOptions; minDocs: number };
 
 export type WorkerRequest =
   | { kind: 'clean'; docs: Doc[] }
   | { kind: 'tokenize'; texts: string[] }
   | { kind: 'observe'; docs: Doc[] }
-  | { kind: 'snapshot' };
+  | { kind: 'snapshot' }
+  /** Rebuild the worker's task (e.g. the clean workers become the tokenizers of the pack stage, without new threads). */
+  | { kind: 'retask'; init: WorkerInit };
 
 export type WorkerResponse = { seq: number; ok: true; result: unknown } | { seq: number; ok: false; error: string };
 
@@ -133,6 +136,19 @@ export class WorkerPool {
     );
   }
 
+  /**
+   * Gives every worker a new task, as if the pool had been started with `init`; saves starting
+   * threads and loading modules again between stages. Needs every submitted request answered.
+   */
+  async retask(init: WorkerInit): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.size === 0) {
+      this.local = await localTask(init);
+      return;
+    }
+    await this.broadcast<null>({ kind: 'retask', init });
+  }
+
   /** Number of requests submitted and not yet answered. */
   get inFlight(): number {
     return this.pending.size;
@@ -180,7 +196,7 @@ async function localTask(init: WorkerInit): Promise<{ run(req: WorkerRequest): u
     return { run: (req) => (req.kind === 'clean' ? cleaner.process(req.docs) : unexpected(req)) };
   }
   if (init.kind === 'tokenize') {
-    const task = new TokenizeTask(init.tokenizer, init.eosId);
+    const task = TokenizeTask.fromInit(init);
     return { run: (req) => (req.kind === 'tokenize' ? task.run(req.texts) : unexpected(req)) };
   }
   const observer = new BoilerplateObserver(init.normalize, init.minDocs);

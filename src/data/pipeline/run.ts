@@ -48,7 +48,7 @@ import {
   type ShardIndex,
   type TokenDtype,
 } from './pack.js';
-import { WorkerPool } from './pool.js';
+import { WorkerPool, type WorkerInit } from './pool.js';
 import { expandInputs, readInputs, type ReaderOptions } from './readers.js';
 import { emptyStageStats, mergeStageStats, type PipelineStats } from './stats.js';
 import type { CleanBatchResult, CleanConfig, CleanDoc, DedupMode, FilterName, TokenizeResult } from './tasks.js';
@@ -360,6 +360,9 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     boilerplate = { ...head, table };
   }
 
+  // The clean workers, kept alive after their stage so the pack stage reuses the threads.
+  let idlePool: WorkerPool | null = null;
+
   // ---- 1. clean ----
   if (manifest.stage === 'clean') {
     const cleanConfig: CleanConfig = { ...settings.clean, boilerplate };
@@ -428,8 +431,10 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
       flushBatch();
       if (cur.docs > 0) queue.push(cur);
       while (queue.length > 0) await commitChunk(queue.shift()!);
+      // Kept for the pack stage, which retasks these threads as tokenizers.
+      idlePool = pool;
     } finally {
-      await pool.close();
+      if (idlePool !== pool) await pool.close();
     }
     manifest.clean.done = true;
     manifest.stage = 'dedup';
@@ -445,142 +450,171 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     totalClean += c.docs;
   }
   const keepPath = join(work, 'keep.bin');
+  // The pack stage's tokenizer workers, started as soon as tokenizer.json exists, so that their
+  // start (threads, modules, tokenizer tables) overlaps the dedup work on this thread.
+  let packPool: Promise<WorkerPool> | null = null;
+  const closePackPool = async (): Promise<void> => {
+    if (packPool !== null) await packPool.then((p) => p.close(), () => undefined);
+    if (idlePool !== null) await idlePool.close();
+    idlePool = null;
+  };
+  const startPackPool = (init: WorkerInit): Promise<WorkerPool> => {
+    const reuse = idlePool;
+    idlePool = null;
+    if (reuse === null) return WorkerPool.start(workers, init);
+    return reuse.retask(init).then(
+      () => reuse,
+      async (e: unknown) => {
+        await reuse.close();
+        throw e;
+      },
+    );
+  };
   if (manifest.stage === 'dedup') {
     progress({ stage: 'dedup', docs: 0, bytes: 0, totalBytes, tokens: 0, shards: 0, fraction: 0 });
-    const mode = settings.clean.dedup;
-    const keep = new Uint8Array(totalClean).fill(1);
-    const exact = new ExactDeduplicator();
-    const near = mode === 'minhash' ? new NearDuplicateIndex(minhash) : null;
-    const nearOf = new Int32Array(totalClean).fill(-1);
-    const nearDoc: number[] = [];
-    const exactStats = emptyStageStats('exact_dedup');
-    const nearStats = emptyStageStats('minhash_dedup');
-    const ids: string[] = [];
-    const langs: string[] = [];
-    const sources: string[] = [];
-    const sizes: number[] = [];
-    const languagesClean: Record<string, { docs: number; bytes: number }> = {};
-    const exactExamples: { kept: string; removed: string[] }[] = [];
-    chunks.forEach((_, ci) => {
-      const meta = readJson<ChunkMeta>(join(work, chunkName(ci, 'meta.json')));
-      const sk = mode === 'none' ? null : decodeSketches(readFileSync(join(work, chunkName(ci, 'sig'))), minhash);
-      for (let k = 0; k < meta.ids.length; k++) {
-        const g = chunkStart[ci]! + k;
-        ids.push(meta.ids[k]!);
-        langs.push(meta.langs[k]!);
-        sources.push(meta.sources[k]!);
-        sizes.push(meta.bytes[k]!);
-        const lc = (languagesClean[meta.langs[k]!] ??= { docs: 0, bytes: 0 });
-        lc.docs++;
-        lc.bytes += meta.bytes[k]!;
-        if (sk === null) continue;
-        exactStats.docsIn++;
-        exactStats.bytesIn += meta.bytes[k]!;
-        const dupOf = exact.add(sk.hashes[k]!.toString('base64'), g);
-        if (dupOf !== null) {
-          keep[g] = 0;
-          const d = (exactStats.drops.exact_duplicate ??= { count: 0, examples: [] });
-          d.count++;
-          if (exactExamples.length < 5) exactExamples.push({ kept: ids[dupOf]!, removed: [meta.ids[k]!] });
-          if (d.examples.length < 5) d.examples.push(`[${meta.ids[k]}] duplicate of [${ids[dupOf]}]`);
-          continue;
-        }
-        exactStats.docsOut++;
-        exactStats.bytesOut += meta.bytes[k]!;
-        if (near !== null) {
-          const { bands, numPerm } = minhash;
-          nearOf[g] = near.add({
-            bandKeys: sk.bandKeys.subarray(k * bands, (k + 1) * bands),
-            sig16: sk.sig16.subarray(k * numPerm, (k + 1) * numPerm),
-            shingles: sk.shingles[k]!,
-          });
-          nearDoc.push(g);
-        }
+    try {
+      // The tokenizer: given, or the corpus's characters.
+      let tokenizer: DataTokenizer;
+      if (settings.tokenizer !== null) {
+        tokenizer = loadTokenizer(settings.tokenizer);
+      } else {
+        const chars = new Set<string>();
+        chunks.forEach((_, ci) => {
+          for (const ch of readJson<ChunkMeta>(join(work, chunkName(ci, 'meta.json'))).chars) chars.add(ch);
+        });
+        tokenizer = charTokenizerFor(chars);
       }
-    });
-    let duplicates: NonNullable<PipelineStats['duplicates']> = { method: mode, clusters: 0, docsRemoved: 0, largestCluster: 0, examples: exactExamples };
-    const dedupStats: StageStats[] = [];
-    if (mode !== 'none') dedupStats.push(exactStats);
-    if (near !== null) {
-      for (let g = 0; g < totalClean; g++) {
-        if (nearOf[g]! < 0) continue;
-        nearStats.docsIn++;
-        nearStats.bytesIn += sizes[g]!;
-        if (near.isKept(nearOf[g]!)) {
-          nearStats.docsOut++;
-          nearStats.bytesOut += sizes[g]!;
-        } else {
-          keep[g] = 0;
-          const root = nearDoc[near.find(nearOf[g]!)]!;
-          const d = (nearStats.drops.near_duplicate ??= { count: 0, examples: [] });
-          d.count++;
-          if (d.examples.length < 5) d.examples.push(`[${ids[g]}] near-duplicate of [${ids[root]}]`);
-        }
-      }
-      const clusters = near.clusters();
-      let largest = 0;
-      const examples: { kept: string; removed: string[] }[] = [];
-      for (const [root, members] of clusters) {
-        largest = Math.max(largest, members.length);
-        if (examples.length < 10) examples.push({ kept: ids[nearDoc[root]!]!, removed: members.slice(1, 6).map((m) => ids[nearDoc[m]!]!) });
-      }
-      nearStats.counters = { candidate_pairs: near.candidates, verified_pairs: near.verified, clusters: clusters.size, bands: minhash.bands, rows: minhash.rows };
-      dedupStats.push(nearStats);
-      duplicates = { method: `exact + minhash (${minhash.numPerm} permutations, ${minhash.bands}×${minhash.rows} bands, Jaccard ≥ ${minhash.threshold})`, clusters: clusters.size, docsRemoved: nearStats.docsIn - nearStats.docsOut + exactStats.docsIn - exactStats.docsOut, largestCluster: largest, examples: [...examples, ...exactExamples].slice(0, 10) };
-    } else if (mode === 'exact') {
-      duplicates = { method: 'exact', clusters: exact.size, docsRemoved: exactStats.docsIn - exactStats.docsOut, largestCluster: 0, examples: exactExamples };
-    }
-
-    // Mixing plan over the kept documents.
-    const languagesKept: Record<string, { docs: number; bytes: number }> = {};
-    for (let g = 0; g < totalClean; g++) {
-      if (!keep[g]) continue;
-      const e = (languagesKept[langs[g]!] ??= { docs: 0, bytes: 0 });
-      e.docs++;
-      e.bytes += sizes[g]!;
-    }
-    const plan = planMix(Object.fromEntries(Object.entries(languagesKept).map(([l, v]) => [l, v.bytes])), {
-      temperature: settings.temperature ?? undefined,
-      languageWeights: settings.languageWeights,
-      sourceWeights: settings.sourceWeights,
-      epochs: settings.epochs,
-      seed: settings.seed,
-    });
-    let passes = 0;
-    let copies = 0;
-    for (let g = 0; g < totalClean; g++) {
-      if (!keep[g]) continue;
-      const c = copiesOf(plan, g, langs[g]!, sources[g]!);
-      passes = Math.max(passes, c);
-      copies += c;
-    }
-
-    // The tokenizer: given, or the corpus's characters.
-    let tokenizer: DataTokenizer;
-    if (settings.tokenizer !== null) {
-      tokenizer = loadTokenizer(settings.tokenizer);
-    } else {
-      const chars = new Set<string>();
+      const eos = resolveEos(tokenizer, settings.eos ?? undefined);
+      writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), `${JSON.stringify(tokenizer.toJSON())}\n`);
+      // The tokenizer does not depend on the dedup decisions (the character tokenizer covers every cleaned chunk).
+      packPool = startPackPool({ kind: 'tokenize', tokenizerFile: join(out, SHARD_TOKENIZER_FILE), eosId: eos.id });
+      // Awaited in the pack stage; a failure there is rethrown then.
+      packPool.catch(() => undefined);
+      const mode = settings.clean.dedup;
+      const keep = new Uint8Array(totalClean).fill(1);
+      const exact = new ExactDeduplicator();
+      const near = mode === 'minhash' ? new NearDuplicateIndex(minhash) : null;
+      const nearOf = new Int32Array(totalClean).fill(-1);
+      const nearDoc: number[] = [];
+      const exactStats = emptyStageStats('exact_dedup');
+      const nearStats = emptyStageStats('minhash_dedup');
+      const ids: string[] = [];
+      const langs: string[] = [];
+      const sources: string[] = [];
+      const sizes: number[] = [];
+      const languagesClean: Record<string, { docs: number; bytes: number }> = {};
+      const exactExamples: { kept: string; removed: string[] }[] = [];
       chunks.forEach((_, ci) => {
-        for (const ch of readJson<ChunkMeta>(join(work, chunkName(ci, 'meta.json'))).chars) chars.add(ch);
+        const meta = readJson<ChunkMeta>(join(work, chunkName(ci, 'meta.json')));
+        const sk = mode === 'none' ? null : decodeSketches(readFileSync(join(work, chunkName(ci, 'sig'))), minhash);
+        for (let k = 0; k < meta.ids.length; k++) {
+          const g = chunkStart[ci]! + k;
+          ids.push(meta.ids[k]!);
+          langs.push(meta.langs[k]!);
+          sources.push(meta.sources[k]!);
+          sizes.push(meta.bytes[k]!);
+          const lc = (languagesClean[meta.langs[k]!] ??= { docs: 0, bytes: 0 });
+          lc.docs++;
+          lc.bytes += meta.bytes[k]!;
+          if (sk === null) continue;
+          exactStats.docsIn++;
+          exactStats.bytesIn += meta.bytes[k]!;
+          const dupOf = exact.add(sk.hashes[k]!.toString('base64'), g);
+          if (dupOf !== null) {
+            keep[g] = 0;
+            const d = (exactStats.drops.exact_duplicate ??= { count: 0, examples: [] });
+            d.count++;
+            if (exactExamples.length < 5) exactExamples.push({ kept: ids[dupOf]!, removed: [meta.ids[k]!] });
+            if (d.examples.length < 5) d.examples.push(`[${meta.ids[k]}] duplicate of [${ids[dupOf]}]`);
+            continue;
+          }
+          exactStats.docsOut++;
+          exactStats.bytesOut += meta.bytes[k]!;
+          if (near !== null) {
+            const { bands, numPerm } = minhash;
+            nearOf[g] = near.add({
+              bandKeys: sk.bandKeys.subarray(k * bands, (k + 1) * bands),
+              sig16: sk.sig16.subarray(k * numPerm, (k + 1) * numPerm),
+              shingles: sk.shingles[k]!,
+            });
+            nearDoc.push(g);
+          }
+        }
       });
-      tokenizer = charTokenizerFor(chars);
+      let duplicates: NonNullable<PipelineStats['duplicates']> = { method: mode, clusters: 0, docsRemoved: 0, largestCluster: 0, examples: exactExamples };
+      const dedupStats: StageStats[] = [];
+      if (mode !== 'none') dedupStats.push(exactStats);
+      if (near !== null) {
+        for (let g = 0; g < totalClean; g++) {
+          if (nearOf[g]! < 0) continue;
+          nearStats.docsIn++;
+          nearStats.bytesIn += sizes[g]!;
+          if (near.isKept(nearOf[g]!)) {
+            nearStats.docsOut++;
+            nearStats.bytesOut += sizes[g]!;
+          } else {
+            keep[g] = 0;
+            const root = nearDoc[near.find(nearOf[g]!)]!;
+            const d = (nearStats.drops.near_duplicate ??= { count: 0, examples: [] });
+            d.count++;
+            if (d.examples.length < 5) d.examples.push(`[${ids[g]}] near-duplicate of [${ids[root]}]`);
+          }
+        }
+        const clusters = near.clusters();
+        let largest = 0;
+        const examples: { kept: string; removed: string[] }[] = [];
+        for (const [root, members] of clusters) {
+          largest = Math.max(largest, members.length);
+          if (examples.length < 10) examples.push({ kept: ids[nearDoc[root]!]!, removed: members.slice(1, 6).map((m) => ids[nearDoc[m]!]!) });
+        }
+        nearStats.counters = { candidate_pairs: near.candidates, verified_pairs: near.verified, clusters: clusters.size, bands: minhash.bands, rows: minhash.rows };
+        dedupStats.push(nearStats);
+        duplicates = { method: `exact + minhash (${minhash.numPerm} permutations, ${minhash.bands}×${minhash.rows} bands, Jaccard ≥ ${minhash.threshold})`, clusters: clusters.size, docsRemoved: nearStats.docsIn - nearStats.docsOut + exactStats.docsIn - exactStats.docsOut, largestCluster: largest, examples: [...examples, ...exactExamples].slice(0, 10) };
+      } else if (mode === 'exact') {
+        duplicates = { method: 'exact', clusters: exact.size, docsRemoved: exactStats.docsIn - exactStats.docsOut, largestCluster: 0, examples: exactExamples };
+      }
+
+      // Mixing plan over the kept documents.
+      const languagesKept: Record<string, { docs: number; bytes: number }> = {};
+      for (let g = 0; g < totalClean; g++) {
+        if (!keep[g]) continue;
+        const e = (languagesKept[langs[g]!] ??= { docs: 0, bytes: 0 });
+        e.docs++;
+        e.bytes += sizes[g]!;
+      }
+      const plan = planMix(Object.fromEntries(Object.entries(languagesKept).map(([l, v]) => [l, v.bytes])), {
+        temperature: settings.temperature ?? undefined,
+        languageWeights: settings.languageWeights,
+        sourceWeights: settings.sourceWeights,
+        epochs: settings.epochs,
+        seed: settings.seed,
+      });
+      let passes = 0;
+      let copies = 0;
+      for (let g = 0; g < totalClean; g++) {
+        if (!keep[g]) continue;
+        const c = copiesOf(plan, g, langs[g]!, sources[g]!);
+        passes = Math.max(passes, c);
+        copies += c;
+      }
+
+      writeFileAtomicSync(keepPath, keep);
+      manifest.dedup = {
+        stats: dedupStats,
+        duplicates,
+        languagesClean,
+        languagesKept,
+        plan,
+        passes,
+        copies,
+        tokenizer: { source: settings.tokenizer, eos: eos.token, eosId: eos.id, vocabSize: tokenizer.vocabSize, dtype: dtypeFor(tokenizer.vocabSize) },
+      };
+      manifest.stage = 'pack';
+      commit();
+    } catch (e) {
+      await closePackPool();
+      throw e;
     }
-    const eos = resolveEos(tokenizer, settings.eos ?? undefined);
-    writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), `${JSON.stringify(tokenizer.toJSON())}\n`);
-    writeFileAtomicSync(keepPath, keep);
-    manifest.dedup = {
-      stats: dedupStats,
-      duplicates,
-      languagesClean,
-      languagesKept,
-      plan,
-      passes,
-      copies,
-      tokenizer: { source: settings.tokenizer, eos: eos.token, eosId: eos.id, vocabSize: tokenizer.vocabSize, dtype: dtypeFor(tokenizer.vocabSize) },
-    };
-    manifest.stage = 'pack';
-    commit();
   }
 
   // ---- 4. pack ----
@@ -599,8 +633,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
   });
   if (manifest.stage === 'pack') {
     const keep = readFileSync(keepPath);
-    const tokenizerJSON: unknown = readJson(join(out, SHARD_TOKENIZER_FILE));
-    const pool = await WorkerPool.start(workers, { kind: 'tokenize', tokenizer: tokenizerJSON, eosId: dd.tokenizer.eosId });
+    const pool = await (packPool ?? startPackPool({ kind: 'tokenize', tokenizerFile: join(out, SHARD_TOKENIZER_FILE), eosId: dd.tokenizer.eosId }));
     const shardTokens = settings.seqLen * settings.shardSequences;
     const packer = new TokenPacker(shardTokens);
     const st = manifest.pack;

@@ -4,6 +4,7 @@
  * language id → quality filters → PII masking) with the dedup hash and MinHash sketch of every kept
  * document, and tokenization. Batches carry only structured-cloneable data.
  */
+import { readFileSync } from 'node:fs';
 import { BoilerplateSketch, type BoilerplateSnapshot } from './boilerplate.js';
 import { exactHash, MinHasher, type ResolvedMinHashOptions } from './dedup.js';
 import { c4Stage } from './filters/c4.js';
@@ -147,6 +148,13 @@ export class TokenizeTask {
     private readonly eosId: number,
   ) {
     this.tokenizer = tokenizerFromSavedJSON(tokenizerJSON);
+  }
+
+  /** From a pool's init: the saved JSON itself, or the file holding it. */
+  static fromInit(init: { tokenizer?: unknown; tokenizerFile?: string; eosId: number }): TokenizeTask {
+    if (init.tokenizerFile !== undefined) return new TokenizeTask(JSON.parse(readFileSync(init.tokenizerFile, 'utf8')) as unknown, init.eosId);
+    if (init.tokenizer === undefined) throw new Error('tokenize task: needs the tokenizer JSON or its file');
+    return new TokenizeTask(init.tokenizer, init.eosId);
   }
 
   run(texts: readonly string[]): TokenizeResult {

@@ -121,11 +121,19 @@ export function cjkFilter(opts: CjkOptions = {}): DocFilter {
       if (lp) return lp;
       const seq = charSeq(content);
       const len = text.length;
+      // As in the Gopher rules: past an n with no repeated n-gram, no longer one repeats (both measures are 0).
+      let noRepeatFrom = Infinity;
       for (const [n, frac] of top) {
-        if (topNgramChars(seq, n, 0) / len > frac) return `cjk_top_${n}_char_gram`;
+        if (n >= noRepeatFrom) continue;
+        const chars = topNgramChars(seq, n, 0);
+        if (chars === 0) noRepeatFrom = n;
+        if (chars / len > frac) return `cjk_top_${n}_char_gram`;
       }
       for (const [n, frac] of dup) {
-        if (duplicateNgramChars(seq, n) / len > frac) return `cjk_duplicated_${n}_char_grams`;
+        if (n >= noRepeatFrom) continue;
+        const chars = duplicateNgramChars(seq, n);
+        if (chars === 0) noRepeatFrom = n;
+        if (chars / len > frac) return `cjk_duplicated_${n}_char_grams`;
       }
       return null;
     },

@@ -13,14 +13,12 @@ import {
   countOccurrences,
   duplicateNgramChars,
   findDuplicates,
-  hasAlpha,
   isCjkText,
-  isWordToken,
   splitLinesForRepetition,
   splitParagraphs,
   topNgramChars,
-  wordSeq,
-  wordTokens,
+  scanWords,
+  wordSeqOfScan,
 } from './text-stats.js';
 
 export const GOPHER_STOP_WORDS: readonly string[] = ['the', 'be', 'to', 'of', 'and', 'that', 'have', 'with'];
@@ -80,6 +78,8 @@ export function gopherQualityFilter(opts: GopherQualityOptions = {}): DocFilter 
   const minStop = pick(opts.minStopWords, QUALITY_DEFAULTS.minStopWords);
   // Stop words match case-insensitively: "The" opening a sentence is the same stop word.
   const stopWords = new Set((opts.stopWords ?? GOPHER_STOP_WORDS).map((w) => w.toLowerCase()));
+  let maxStopLength = 0;
+  for (const w of stopWords) maxStopLength = Math.max(maxStopLength, w.length);
   const skipCjk = opts.skipCjk ?? true;
   for (const [k, v] of [
     ['maxBulletLinesRatio', maxBullet],
@@ -97,15 +97,13 @@ export function gopherQualityFilter(opts: GopherQualityOptions = {}): DocFilter 
     check(doc: Doc): string | null {
       const text = doc.text;
       if (skipCjk && isCjkText(text, doc.lang)) return null;
-      const tokens = wordTokens(text);
-      const words = tokens.filter(isWordToken);
-      const nWords = words.length;
+      // One scan gives the word spans and the whitespace-chunk counts (no string per token).
+      const scan = scanWords(text);
+      const nWords = scan.count;
       if (minWords !== null && nWords < minWords) return 'gopher_short_doc';
       if (maxWords !== null && nWords > maxWords) return 'gopher_long_doc';
       if (nWords === 0) return 'gopher_short_doc';
-      let chars = 0;
-      for (const w of words) chars += w.length;
-      const meanLen = chars / nWords;
+      const meanLen = scan.chars / nWords;
       if (minLen !== null && meanLen < minLen) return 'gopher_below_avg_word_len';
       if (maxLen !== null && meanLen > maxLen) return 'gopher_above_avg_word_len';
       if (maxSymbol !== null) {
@@ -119,15 +117,16 @@ export function gopherQualityFilter(opts: GopherQualityOptions = {}): DocFilter 
         // Whitespace-separated words, as in the Gopher paper: with punctuation split off (NLTK-style
         // tokens) every comma would count as a word without letters, and verse or dialogue — a
         // punctuation mark every four words — would fail although every word has letters.
-        const spaced = text.split(/\s+/).filter((w) => w.length > 0);
-        let alpha = 0;
-        for (const w of spaced) if (hasAlpha(w)) alpha++;
-        if (alpha / spaced.length < minAlpha) return 'gopher_below_alpha_threshold';
+        if (scan.spacedAlpha / scan.spaced < minAlpha) return 'gopher_below_alpha_threshold';
       }
       if (minStop !== null) {
         let stops = 0;
-        for (const w of words) {
-          if (stopWords.has(w.toLowerCase()) && ++stops >= minStop) break;
+        for (let w = 0; w < scan.count; w++) {
+          const start = scan.starts[w]!;
+          const end = scan.ends[w]!;
+          // Lower-casing never shortens a string, so a longer word cannot be a stop word.
+          if (end - start > maxStopLength) continue;
+          if (stopWords.has(text.slice(start, end).toLowerCase()) && ++stops >= minStop) break;
         }
         if (stops < minStop) return 'gopher_few_stop_words';
       }
@@ -217,12 +216,21 @@ export function gopherRepetitionFilter(opts: GopherRepetitionOptions = {}): DocF
       const lp = lineParagraphRepetition(text, 'gopher', limits);
       if (lp) return lp;
       const len = text.length;
-      const seq = wordSeq(wordTokens(text).filter(isWordToken));
+      const seq = wordSeqOfScan(text, scanWords(text));
+      // Smallest n known to have no repeated n-gram: then no longer n-gram repeats either (it
+      // would contain a repeated shorter one), so both measures are 0 there and need no pass.
+      let noRepeatFrom = Infinity;
       for (const [n, frac] of top) {
-        if (topNgramChars(seq, n, 1) / len > frac) return `gopher_top_${n}_gram`;
+        if (n >= noRepeatFrom) continue;
+        const chars = topNgramChars(seq, n, 1);
+        if (chars === 0) noRepeatFrom = n;
+        if (chars / len > frac) return `gopher_top_${n}_gram`;
       }
       for (const [n, frac] of dup) {
-        if (duplicateNgramChars(seq, n) / len > frac) return `gopher_duplicated_${n}_n_grams`;
+        if (n >= noRepeatFrom) continue;
+        const chars = duplicateNgramChars(seq, n);
+        if (chars === 0) noRepeatFrom = n;
+        if (chars / len > frac) return `gopher_duplicated_${n}_n_grams`;
       }
       return null;
     },

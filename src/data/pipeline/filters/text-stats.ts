@@ -3,10 +3,11 @@
  * fractions and n-gram repetition, following the Gopher paper (Rae et al. 2021, appendix A) as
  * implemented in HF datatrove's Gopher filters.
  *
- * N-grams are hashed (two 32-bit polynomial hashes over per-document word ids, packed into one
- * 52-bit number) instead of built as joined strings: same answers up to a ~2^-52 collision chance,
- * and no string allocation per n-gram, which is what makes the repetition rules cheap enough to
- * run on every document.
+ * N-grams are hashed (two 32-bit polynomial hashes over per-document word ids, from prefix hashes
+ * so every n costs O(1) per n-gram) instead of built as joined strings: same answers up to a ~2^-64
+ * collision chance, and no string allocation per n-gram. The Gopher rules get their words from
+ * {@link scanWords}, one pass over the text with per-character class tables (the same answers as
+ * the regexes, which fill the tables), instead of a regex match array and a string per token.
  */
 
 /** Word-ish tokens: letter/digit runs (with inner apostrophes, hyphens, dots) and punctuation/symbol runs. */
@@ -33,6 +34,259 @@ export function wordTokens(text: string): readonly string[] {
 /** True when a token holds a letter or digit (datatrove's "non-symbol word"). */
 export function isWordToken(token: string): boolean {
   return HAS_WORD_CHAR_RE.test(token);
+}
+
+let lastWordsText: string | null = null;
+let lastWords: string[] = [];
+
+/**
+ * The word tokens of {@link wordTokens} that hold a letter or digit, memoised like it (the Gopher
+ * quality and repetition filters both need them). Callers must not mutate the returned array.
+ */
+export function wordOnlyTokens(text: string): readonly string[] {
+  if (text !== lastWordsText) {
+    const tokens = wordTokens(text);
+    const words: string[] = [];
+    for (const t of tokens) {
+      const c = t.charCodeAt(0);
+      // A token starting with an ASCII non-alphanumeric is a symbol run (the word alternative of TOKEN_RE starts with a letter, digit or mark).
+      if (c < 0x80) {
+        if ((c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a)) words.push(t);
+      } else if (HAS_WORD_CHAR_RE.test(t)) words.push(t);
+    }
+    lastWords = words;
+    lastWordsText = text;
+  }
+  return lastWords;
+}
+
+/**
+ * Character classes for the fused word scan, per UTF-16 unit, filled lazily from the very regexes
+ * the token rules are written with (so the scan answers exactly as they do): LNM = [\p{L}\p{N}\p{M}]
+ * (TOKEN_RE's word characters), LN = [\p{L}\p{N}] (a word token), L = \p{L} (alpha), SPACE = \s.
+ */
+const C_LNM = 1;
+const C_LN = 2;
+const C_L = 4;
+const C_SPACE = 8;
+const C_KNOWN = 128;
+const classTable = new Uint8Array(0x10000);
+const astralClasses = new Map<number, number>();
+const LNM_RE = /^[\p{L}\p{N}\p{M}]$/u;
+const SPACE_RE = /^\s$/u;
+
+function classOfString(ch: string): number {
+  return (LNM_RE.test(ch) ? C_LNM : 0) | (HAS_WORD_CHAR_RE.test(ch) ? C_LN : 0) | (HAS_ALPHA_RE.test(ch) ? C_L : 0) | (SPACE_RE.test(ch) ? C_SPACE : 0) | C_KNOWN;
+}
+
+/** Class bits of the code point at `i` (a pair when a valid one starts there), and its width in `scanWidth`. */
+let scanWidth = 1;
+function classAt(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+    const d = text.charCodeAt(i + 1);
+    if (d >= 0xdc00 && d <= 0xdfff) {
+      scanWidth = 2;
+      const cp = ((c - 0xd800) << 10) + (d - 0xdc00) + 0x10000;
+      let v = astralClasses.get(cp);
+      if (v === undefined) {
+        v = classOfString(String.fromCodePoint(cp));
+        astralClasses.set(cp, v);
+      }
+      return v;
+    }
+  }
+  scanWidth = 1;
+  let v = classTable[c] as number;
+  if (v === 0) {
+    v = classOfString(String.fromCharCode(c));
+    classTable[c] = v;
+  }
+  return v;
+}
+
+/** The word tokens of a text (spans into it) and whitespace-separated chunk counts, from one scan. */
+export interface WordScan {
+  /** Word tokens: those of {@link wordTokens} holding a letter or digit (same as {@link wordOnlyTokens}). */
+  count: number;
+  starts: Int32Array;
+  ends: Int32Array;
+  /** Total UTF-16 units of the word tokens. */
+  chars: number;
+  /** Non-empty chunks of text.split(/\s+/), and how many of them hold a letter. */
+  spaced: number;
+  spacedAlpha: number;
+}
+
+let lastScanText: string | null = null;
+let lastScan: WordScan = { count: 0, starts: new Int32Array(0), ends: new Int32Array(0), chars: 0, spaced: 0, spacedAlpha: 0 };
+let scanStarts = new Int32Array(1024);
+let scanEnds = new Int32Array(1024);
+
+/**
+ * One pass over the text giving what the Gopher rules need without allocating a string per token:
+ * the spans of the word tokens of TOKEN_RE (letter/digit/mark runs joined by inner ' ’ . - _, kept
+ * when they hold a letter or digit; symbol runs skipped) and the whitespace-chunk counts. Memoised
+ * for the last text (the quality and repetition filters scan the same text in a row); the arrays are
+ * reused by the next call, so callers must not keep them.
+ */
+export function scanWords(text: string): WordScan {
+  if (text === lastScanText) return lastScan;
+  const len = text.length;
+  if (scanStarts.length < len + 1) {
+    // At most one word per two units (words are separated), plus one.
+    const cap = Math.max(1024, (len >> 1) + 2);
+    if (scanStarts.length < cap) {
+      scanStarts = new Int32Array(cap);
+      scanEnds = new Int32Array(cap);
+    }
+  }
+  let count = 0;
+  let chars = 0;
+  let spaced = 0;
+  let spacedAlpha = 0;
+  let inChunk = false;
+  let chunkAlpha = false;
+  let i = 0;
+  // Whitespace chunks are tracked as the token scan moves: every unit is visited once, in order.
+  const visit = (cls: number): void => {
+    if (cls & C_SPACE) {
+      if (inChunk) {
+        spaced++;
+        if (chunkAlpha) spacedAlpha++;
+        inChunk = false;
+      }
+    } else {
+      if (!inChunk) {
+        inChunk = true;
+        chunkAlpha = false;
+      }
+      if (cls & C_L) chunkAlpha = true;
+    }
+  };
+  while (i < len) {
+    let cls = classAt(text, i);
+    if (cls & C_SPACE) {
+      visit(cls);
+      i += scanWidth;
+      continue;
+    }
+    if (cls & C_LNM) {
+      const start = i;
+      let isWord = false;
+      for (;;) {
+        // [LNM]+
+        while (i < len) {
+          cls = classAt(text, i);
+          if (!(cls & C_LNM)) break;
+          visit(cls);
+          if (cls & C_LN) isWord = true;
+          i += scanWidth;
+        }
+        // (?:['’.\-_][LNM]+)* — the joiner is taken only when a word character follows it.
+        if (i + 1 < len) {
+          const j = text.charCodeAt(i);
+          if (j === 0x27 || j === 0x2019 || j === 0x2e || j === 0x2d || j === 0x5f) {
+            const next = classAt(text, i + 1);
+            if (next & C_LNM) {
+              visit(classAt(text, i));
+              i += 1;
+              continue;
+            }
+          }
+        }
+        break;
+      }
+      if (isWord) {
+        scanStarts[count] = start;
+        scanEnds[count] = i;
+        count++;
+        chars += i - start;
+      }
+      continue;
+    }
+    // A symbol run [^\s LNM]+: never a word.
+    while (i < len) {
+      cls = classAt(text, i);
+      if (cls & (C_SPACE | C_LNM)) break;
+      visit(cls);
+      i += scanWidth;
+    }
+  }
+  if (inChunk) {
+    spaced++;
+    if (chunkAlpha) spacedAlpha++;
+  }
+  lastScanText = text;
+  lastScan = { count, starts: scanStarts, ends: scanEnds, chars, spaced, spacedAlpha };
+  return lastScan;
+}
+
+/** Word ids table for {@link wordSeqOfScan}: words are told apart by a 64-bit hash of their units. */
+const wordTable = new (class {
+  hi = new Int32Array(0);
+  lo = new Int32Array(0);
+  id = new Int32Array(0);
+  stamp = new Uint32Array(0);
+  gen = 0;
+  mask = 0;
+})();
+
+/**
+ * {@link wordSeq} of the scanned words, without making their strings: equal words (same UTF-16
+ * units) get the same id, told apart by two 32-bit hashes (a collision chance of ~2^-64 per pair,
+ * far below the n-gram hashes' own).
+ */
+export function wordSeqOfScan(text: string, scan: WordScan): UnitSeq {
+  const n = scan.count;
+  const ids = new Int32Array(n);
+  const prefix = new Float64Array(n + 1);
+  let cap = 16;
+  while (cap < 2 * n) cap *= 2;
+  const t = wordTable;
+  if (cap > t.hi.length) {
+    t.hi = new Int32Array(cap);
+    t.lo = new Int32Array(cap);
+    t.id = new Int32Array(cap);
+    t.stamp = new Uint32Array(cap);
+    t.gen = 0;
+  }
+  t.mask = cap - 1;
+  t.gen++;
+  if (t.gen === 0xffffffff) {
+    t.stamp.fill(0);
+    t.gen = 1;
+  }
+  let next = 0;
+  for (let w = 0; w < n; w++) {
+    const start = scan.starts[w] as number;
+    const end = scan.ends[w] as number;
+    let h1 = 0x811c9dc5 ^ (end - start);
+    let h2 = 0x9747b28c;
+    for (let k = start; k < end; k++) {
+      const c = text.charCodeAt(k);
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 + c + 0x7f4a7c15, 0x5bd1e995);
+      h2 ^= h2 >>> 15;
+    }
+    let x = Math.imul(h1 ^ Math.imul(h2, 0x9e3779b1), 0x85ebca6b);
+    x ^= x >>> 15;
+    let slot = x & t.mask;
+    for (;;) {
+      if (t.stamp[slot] !== t.gen) {
+        t.stamp[slot] = t.gen;
+        t.hi[slot] = h1;
+        t.lo[slot] = h2;
+        t.id[slot] = next++;
+        break;
+      }
+      if (t.hi[slot] === h1 && t.lo[slot] === h2) break;
+      slot = (slot + 1) & t.mask;
+    }
+    ids[w] = t.id[slot] as number;
+    prefix[w + 1] = (prefix[w] as number) + (end - start);
+  }
+  return { ids, prefix, length: n };
 }
 
 export function hasAlpha(token: string): boolean {
@@ -69,6 +323,8 @@ export interface UnitSeq {
   /** prefix[i] = total characters of units [0, i). */
   prefix: Float64Array;
   length: number;
+  /** Prefix polynomial hashes (see {@link prefixHashes}); filled on first use, shared by every n. */
+  hashes?: { a: Int32Array; b: Int32Array };
 }
 
 /** Word tokens (symbols excluded) as ids + lengths; words are case-sensitive as in Gopher. */
@@ -136,7 +392,10 @@ class NgramTable {
 
   /** Slot of the key, inserting it (count 0, first = pos) if absent. */
   slot(h1: number, h2: number, pos: number): number {
-    let i = (h1 ^ Math.imul(h2, 0x9e3779b1)) & this.mask;
+    // Mixed before masking: the low bits of polynomial hashes mod 2^32 are weak.
+    let x = Math.imul(h1 ^ Math.imul(h2, 0x9e3779b1), 0x85ebca6b);
+    x ^= x >>> 15;
+    let i = x & this.mask;
     for (;;) {
       if (this.stamp[i] !== this.gen) {
         this.stamp[i] = this.gen;
@@ -153,21 +412,41 @@ class NgramTable {
 }
 
 const table = new NgramTable();
-let hashA = 0;
-let hashB = 0;
 
-/** Hash of units [start, start+n) into hashA/hashB (module state: no tuple allocation per n-gram). */
-function ngramHash(ids: Int32Array, start: number, n: number): void {
-  let h1 = 0x811c9dc5 | 0;
-  let h2 = 0x9747b28c | 0;
-  for (let k = start; k < start + n; k++) {
+const BASE_A = 0x01000193;
+const BASE_B = 0x5bd1e995;
+
+/**
+ * Prefix hashes under two polynomial bases mod 2^32: P[k+1] = P[k]·B + mix(id_k). The hash of the
+ * n-gram at i is then P[i+n] − P[i]·B^n — O(1) per n-gram for every n, instead of O(n) rehashing
+ * (the repetition rules ask for nine values of n). Only equality of n-grams matters to the
+ * rules, so any hash with a negligible collision chance (here 64 bits) gives the same answers.
+ */
+function prefixHashes(seq: UnitSeq): { a: Int32Array; b: Int32Array } {
+  if (seq.hashes !== undefined && seq.hashes.a.length === seq.length + 1) return seq.hashes;
+  const a = new Int32Array(seq.length + 1);
+  const b = new Int32Array(seq.length + 1);
+  const ids = seq.ids;
+  let ha = 0;
+  let hb = 0;
+  for (let k = 0; k < seq.length; k++) {
     const id = ids[k] as number;
-    h1 = Math.imul(h1 ^ id, 0x01000193);
-    h2 = Math.imul(h2 + id + 0x7f4a7c15, 0x5bd1e995);
-    h2 ^= h2 >>> 15;
+    // Units are mixed first so small ids (0, 1, 2 …) are spread over all 32 bits.
+    let u = Math.imul(id ^ 0x2545f491, 0x85ebca6b);
+    u ^= u >>> 13;
+    ha = (Math.imul(ha, BASE_A) + u) | 0;
+    hb = (Math.imul(hb, BASE_B) + Math.imul(u ^ (u >>> 16), 0xc2b2ae35) + 0x7f4a7c15) | 0;
+    a[k + 1] = ha;
+    b[k + 1] = hb;
   }
-  hashA = h1;
-  hashB = h2;
+  seq.hashes = { a, b };
+  return seq.hashes;
+}
+
+function power(base: number, n: number): number {
+  let p = 1;
+  for (let k = 0; k < n; k++) p = Math.imul(p, base);
+  return p;
 }
 
 /**
@@ -179,11 +458,13 @@ export function topNgramChars(seq: UnitSeq, n: number, joinerChars: number): num
   const total = seq.length - n + 1;
   if (total <= 0) return 0;
   table.reset(total);
+  const { a, b } = prefixHashes(seq);
+  const pa = power(BASE_A, n);
+  const pb = power(BASE_B, n);
   let best = 1;
   let bestFirst = -1;
   for (let i = 0; i < total; i++) {
-    ngramHash(seq.ids, i, n);
-    const s = table.slot(hashA, hashB, i);
+    const s = table.slot(((a[i + n] as number) - Math.imul(a[i] as number, pa)) | 0, ((b[i + n] as number) - Math.imul(b[i] as number, pb)) | 0, i);
     const c = (table.count[s] as number) + 1;
     table.count[s] = c;
     if (c > best) {
@@ -206,11 +487,13 @@ export function duplicateNgramChars(seq: UnitSeq, n: number): number {
   const total = seq.length - n + 1;
   if (total <= 0) return 0;
   table.reset(total);
+  const { a, b } = prefixHashes(seq);
+  const pa = power(BASE_A, n);
+  const pb = power(BASE_B, n);
   let chars = 0;
   let i = 0;
   while (i < total) {
-    ngramHash(seq.ids, i, n);
-    const s = table.slot(hashA, hashB, i);
+    const s = table.slot(((a[i + n] as number) - Math.imul(a[i] as number, pa)) | 0, ((b[i + n] as number) - Math.imul(b[i] as number, pb)) | 0, i);
     if ((table.count[s] as number) > 0) {
       chars += (seq.prefix[i + n] as number) - (seq.prefix[i] as number);
       i += n;
