@@ -11,11 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GPT } from '../../src/models/index.js';
 import { type BackendName, Tensor, nativeAvailable, setBackend } from '../../src/tensor/index.js';
-import { type ArraySpec, arrayTensor, decodeArray } from '../tensor/fixtures.js';
+import { type ArraySpec, arrayTensor, decodeArray, mismatch } from '../tensor/fixtures.js';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'gpt2');
-const RTOL = 1e-4;
-const ATOL = 1e-5;
 
 interface Fixture {
   name: string;
@@ -28,20 +26,6 @@ interface Fixture {
   grads: Record<string, ArraySpec>;
 }
 
-/** Largest violation of |got − want| ≤ atol + rtol·|want|, described for the failure message. */
-function mismatch(got: ArrayLike<number>, want: ArrayLike<number>): string | null {
-  if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
-  let worst = -1;
-  let worstExcess = 0;
-  for (let i = 0; i < want.length; i++) {
-    const excess = Math.abs(got[i]! - want[i]!) - (ATOL + RTOL * Math.abs(want[i]!));
-    if (!(excess <= 0) && (worst < 0 || excess > worstExcess || Number.isNaN(excess))) {
-      worst = i;
-      worstExcess = excess;
-    }
-  }
-  return worst < 0 ? null : `at ${worst}: got ${got[worst]}, want ${want[worst]} (${want.length} elements)`;
-}
 
 const backends: BackendName[] = nativeAvailable() ? ['native', 'js'] : ['js'];
 const cases = ['gelu', 'gelu_new'].map((n) => JSON.parse(readFileSync(join(DIR, `${n}.json`), 'utf8')) as Fixture);

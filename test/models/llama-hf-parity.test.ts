@@ -16,11 +16,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Llama } from '../../src/models/llama.js';
 import { loadPretrained } from '../../src/models/registry.js';
 import { type BackendName, Tensor, nativeAvailable, setBackend } from '../../src/tensor/index.js';
-import { type ArraySpec, arrayTensor, decodeArray } from '../tensor/fixtures.js';
+import { type ArraySpec, arrayTensor, decodeArray, mismatch } from '../tensor/fixtures.js';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'llama');
-const RTOL = 1e-4;
-const ATOL = 1e-5;
 
 interface Fixture {
   name: string;
@@ -33,19 +31,6 @@ interface Fixture {
   grads: Record<string, ArraySpec>;
 }
 
-function mismatch(got: ArrayLike<number>, want: ArrayLike<number>): string | null {
-  if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
-  let worst = -1;
-  let worstExcess = 0;
-  for (let i = 0; i < want.length; i++) {
-    const excess = Math.abs(got[i]! - want[i]!) - (ATOL + RTOL * Math.abs(want[i]!));
-    if (!(excess <= 0) && (worst < 0 || excess > worstExcess || Number.isNaN(excess))) {
-      worst = i;
-      worstExcess = excess;
-    }
-  }
-  return worst < 0 ? null : `at ${worst}: got ${got[worst]}, want ${want[worst]} (${want.length} elements)`;
-}
 
 const backends: BackendName[] = nativeAvailable() ? ['native', 'js'] : ['js'];
 const cases = ['llama_gqa_linear', 'llama_dynamic', 'qwen2_mqa_tied'].map((n) => JSON.parse(readFileSync(join(DIR, `${n}.json`), 'utf8')) as Fixture);

@@ -130,3 +130,21 @@ export function buildInput(spec: InputSpec): BuiltInput {
   if (spec.requiresGrad) base.requiresGrad_();
   return { base, value: spec.view ? applyView(base, spec.view) : base };
 }
+
+/**
+ * The largest violation of |got − want| ≤ atol + rtol·|want| (NaN counts as one), described for a
+ * failure message; null when every element is within tolerance.
+ */
+export function mismatch(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-4, atol = 1e-5): string | null {
+  if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < want.length; i++) {
+    const excess = Math.abs(got[i]! - want[i]!) - (atol + rtol * Math.abs(want[i]!));
+    if (!(excess <= 0) && (worst < 0 || excess > worstExcess || Number.isNaN(excess))) {
+      worst = i;
+      worstExcess = excess;
+    }
+  }
+  return worst < 0 ? null : `at ${worst}: got ${got[worst]}, want ${want[worst]} (${want.length} elements)`;
+}
