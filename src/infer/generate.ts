@@ -8,8 +8,8 @@ import { noGrad } from '../tensor/autograd.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { GPT } from '../models/gpt.js';
-import { KVCache } from './kv-cache.js';
-import { type SamplingOptions, checkSamplingOptions, sampleNext } from './sampling.js';
+import { KVCache } from '../nn/kv-cache.js';
+import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../nn/sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** Tokens to add (the result may be shorter when a stop condition fires). */

@@ -21,7 +21,7 @@ import { Module, ModuleList } from '../nn/module.js';
 import { Conv1D, Dropout, Embedding, LayerNorm } from '../nn/layers.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
-import type { KVCache } from '../infer/kv-cache.js';
+import type { KVCache } from '../nn/kv-cache.js';
 import { type GPTConfig, type GPTConfigInput, gptConfigFromHF, gptConfigToHF, parseGPTConfig } from './config.js';
 import { registerFamily } from './registry.js';
 

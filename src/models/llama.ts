@@ -24,8 +24,8 @@ import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { normal_ } from '../nn/init.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
-import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../infer/sampling.js';
-import { KVCache } from '../infer/kv-cache.js';
+import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../nn/sampling.js';
+import { KVCache } from '../nn/kv-cache.js';
 import { registerFamily } from './registry.js';
 
 // -----------------------------------------------------------------------------------------------

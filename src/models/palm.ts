@@ -24,7 +24,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { loadChecked } from './transformer.js';
 import { registerFamily } from './registry.js';
-import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../infer/sampling.js';
+import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../nn/sampling.js';
 
 export interface PaLMGenerateOptions extends SamplingOptions {
   maxNewTokens: number;

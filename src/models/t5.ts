@@ -26,7 +26,7 @@ import { Dropout, Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { normal_ } from '../nn/init.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
-import { KVCache } from '../infer/kv-cache.js';
+import { KVCache } from '../nn/kv-cache.js';
 import { registerFamily } from './registry.js';
 
 // ---------------------------------------------------------------------------------------------
