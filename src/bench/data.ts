@@ -28,7 +28,7 @@ export interface DataBenchRecord {
   docs_in: number;
   docs_out: number;
   tokens: number;
-  /** Seconds per stage (clean includes reading, filtering and sketching; pack includes tokenizing). */
+  /** Seconds per stage (clean includes reading, filtering, sketching and, with a tokenizer file, tokenizing on the main thread; pack tokenizes only for the corpus character tokenizer). */
   clean_seconds: number;
   dedup_seconds: number;
   pack_seconds: number;

@@ -70,7 +70,7 @@ describe('EOS and tokenizers', () => {
 
   it('tokenize task: ids + EOS per document, identical through the saved tokenizer.json (what workers load)', () => {
     const tok = charTokenizerFor('hello world');
-    const task = new TokenizeTask(JSON.parse(JSON.stringify(tok.toJSON())), 0);
+    const task = TokenizeTask.fromInit({ tokenizer: JSON.parse(JSON.stringify(tok.toJSON())), eosId: 0 });
     const r = task.run(['hello', '', 'world']);
     expect([...r.lengths]).toEqual([6, 1, 6]);
     expect([...r.ids]).toEqual([...tok.encode('hello'), 0, 0, ...tok.encode('world'), 0]);
@@ -81,8 +81,16 @@ describe('EOS and tokenizers', () => {
     const gpt2 = loadTokenizer(GPT2);
     expect(resolveEos(gpt2)).toEqual({ id: 50_256, token: '<|endoftext|>' });
     const text = 'The quick brown fox — jumps over 13 lazy dogs.\n\nZwölf Boxkämpfer 日本語';
-    const task = new TokenizeTask(JSON.parse(JSON.stringify(gpt2.toJSON())), 50_256);
+    const task = TokenizeTask.fromInit({ tokenizer: JSON.parse(JSON.stringify(gpt2.toJSON())), eosId: 50_256 });
     expect([...task.run([text]).ids]).toEqual([...gpt2.encode(text), 50_256]);
+    // The orchestrator tokenizes with the tokenizer it loaded (no JSON round trip): same ids as the
+    // workers' tokenizer rebuilt from the saved tokenizer.json, on real corpus text.
+    const wiki = join(GPT2, '..', 'wikitext2', 'wiki.valid.tokens');
+    const texts = existsSync(wiki) ? readFileSync(wiki, 'utf8').slice(0, 200_000).split('\n\n') : [text];
+    const direct = new TokenizeTask(gpt2, 50_256).run(texts);
+    const saved = task.run(texts);
+    expect(direct.lengths).toEqual(saved.lengths);
+    expect(direct.ids).toEqual(saved.ids);
     expect(dtypeFor(gpt2.vocabSize)).toBe('uint16');
   });
 });

@@ -13,6 +13,7 @@ const SHARED = join(ROOT, '..', 'shared', 'data');
 const WIKI = join(SHARED, 'wikitext2', 'wiki.test.raw');
 const SANGUO = join(SHARED, 'zh', 'sanguo_yanyi.txt');
 const haveCorpora = existsSync(WIKI) && existsSync(SANGUO);
+const GPT2 = join(SHARED, 'gpt2');
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'weft-run-'));
@@ -171,6 +172,49 @@ describe.skipIf(!haveCorpora)('data prepare pipeline', () => {
     const counts = (s: typeof r.stats): unknown => s.stages.map((x) => [x.name, x.docsIn, x.docsOut, x.bytesIn, x.bytesOut]);
     const straightStats = JSON.parse(readFileSync(join(straight, 'stats.json'), 'utf8')) as typeof r.stats;
     expect(counts(r.stats)).toEqual(counts(straightStats));
+  });
+
+  it.skipIf(!existsSync(GPT2))('with a tokenizer: tokenizing on the main thread during cleaning gives the bytes of tokenizing in the pack workers, also after a SIGKILL mid-pack', async () => {
+    const dir = tempDir();
+    const c = buildCorpus(dir, 60);
+    // In-process (workers: 0) keeps it quick; worker threads against in-process is the test above.
+    const opts: Omit<PrepareOptions, 'out'> = { inputs: c.inputs, tokenizer: GPT2, seqLen: 64, shardSequences: 32, temperature: 0.3, chunkDocs: 20, batchDocs: 8, workers: 0 };
+    const viaWorkers = join(dir, 'workers');
+    await prepareData({ ...opts, out: viaWorkers, pretokenize: false });
+    const pre = join(dir, 'pre');
+    const r = await prepareData({ ...opts, out: pre, keepWork: true });
+    expect(outputFiles(pre)).toEqual(outputFiles(viaWorkers));
+    expect(r.index.shards.length).toBeGreaterThan(2);
+    // The pretokenized run kept its token files (one per chunk): the fast path was taken.
+    const chunks = (JSON.parse(readFileSync(join(pre, MANIFEST_FILE), 'utf8')) as { clean: { chunks: unknown[] } }).clean.chunks.length;
+    expect(readdirSync(join(pre, WORK_DIR)).filter((f) => f.endsWith('.tok')).length).toBe(chunks);
+
+    // Killed after its first shard, resumed with pretokenize off: the token files written before the kill are used.
+    const out = join(dir, 'killed');
+    const child = join(dir, 'child.mjs');
+    writeFileSync(child, `import { prepareData } from ${JSON.stringify(join(ROOT, 'src', 'data', 'pipeline', 'run.ts'))};\nawait prepareData(JSON.parse(process.argv[2]));\n`);
+    const proc = spawn(process.execPath, ['--import', join(ROOT, 'scripts', 'ts-register.mjs'), child, JSON.stringify({ ...opts, out })], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    proc.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+    for (;;) {
+      type Manifest = { stage: string; pack: { shards: unknown[] } };
+      let m: Manifest | null = null;
+      try {
+        m = JSON.parse(readFileSync(join(out, MANIFEST_FILE), 'utf8')) as Manifest;
+      } catch {
+        m = null; // not written yet, or read while being renamed over
+      }
+      if (m?.stage === 'pack' && m.pack.shards.length >= 1) break;
+      if (m?.stage === 'done') throw new Error('the child finished before it could be killed');
+      if (proc.exitCode !== null) throw new Error(`the child exited early (${proc.exitCode}): ${err}`);
+      await new Promise((res) => setTimeout(res, 2));
+    }
+    proc.kill('SIGKILL');
+    await exited;
+    const resumed = await prepareData({ ...opts, out, pretokenize: false });
+    expect(resumed.resumed).toBe(true);
+    expect(outputFiles(out)).toEqual(outputFiles(viaWorkers));
   });
 
   it('the boilerplate filter counts lines across documents first, then strips the repeated ones', async () => {

@@ -51,7 +51,7 @@ import {
 import { WorkerPool, type WorkerInit } from './pool.js';
 import { expandInputs, readInputs, type ReaderOptions } from './readers.js';
 import { emptyStageStats, mergeStageStats, type PipelineStats } from './stats.js';
-import type { CleanBatchResult, CleanConfig, CleanDoc, DedupMode, FilterName, TokenizeResult } from './tasks.js';
+import { TokenizeTask, type CleanBatchResult, type CleanConfig, type CleanDoc, type DedupMode, type FilterName, type TokenizeResult } from './tasks.js';
 import type { Doc, StageStats } from './types.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -96,6 +96,13 @@ export interface PrepareOptions {
   batchDocs?: number;
   /** Boilerplate: a line is boilerplate when it is in at least this many documents (default 10). */
   boilerplateMinDocs?: number;
+  /**
+   * With a --tokenizer: tokenize each cleaned batch on this thread as the workers return it (the
+   * thread is otherwise idle then), instead of in the workers after dedup — one tokenizer load
+   * instead of one per thread, and no tokenize stage on the critical path. Default true; false
+   * tokenizes in the pack stage's workers. The output is the same bytes either way.
+   */
+  pretokenize?: boolean;
   /** Keep <out>/.work after success (default false). */
   keepWork?: boolean;
   onProgress?: (e: ProgressEvent) => void;
@@ -251,6 +258,31 @@ function decodeSketches(buf: Buffer, mh: ResolvedMinHashOptions): { hashes: Buff
   return { hashes, bandKeys, sig16, shingles };
 }
 
+/** Chunk token sidecar (pretokenize): [n][lengths: n × u32][ids: u32…], each length with its EOS. */
+function encodeChunkTokens(parts: readonly TokenizeResult[]): Uint8Array[] {
+  const n = parts.reduce((s, p) => s + p.lengths.length, 0);
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(n, 0);
+  const bytes = (a: Uint32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  return [head, ...parts.map((p) => bytes(p.lengths)), ...parts.map((p) => bytes(p.ids))];
+}
+
+/** Per document of a chunk, its token ids (EOS included), from encodeChunkTokens' bytes. */
+function decodeChunkTokens(buf: Buffer): { ids: Uint32Array; starts: Float64Array } {
+  const n = buf.readUInt32LE(0);
+  // Copied so the Uint32Array starts aligned.
+  const all = new Uint32Array(buf.buffer.slice(buf.byteOffset + 4, buf.byteOffset + buf.length) as ArrayBuffer);
+  const starts = new Float64Array(n + 1);
+  let o = n;
+  for (let i = 0; i < n; i++) {
+    starts[i] = o;
+    o += all[i]!;
+  }
+  starts[n] = o;
+  if (o !== all.length) throw new Error(`data prepare: a chunk token file is corrupt (${all.length - n} ids for lengths summing to ${o - n}); delete the output directory and rerun`);
+  return { ids: all, starts };
+}
+
 interface ChunkMeta {
   ids: string[];
   langs: string[];
@@ -362,20 +394,40 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
 
   // The clean workers, kept alive after their stage so the pack stage reuses the threads.
   let idlePool: WorkerPool | null = null;
+  // The tokenizer, when this thread tokenizes during cleaning (pretokenize).
+  let pre: { tokenizer: DataTokenizer; eos: { id: number; token: string } } | null = null;
+  const preloadTokenizer = (source: string): NonNullable<typeof pre> => {
+    const tokenizer = loadTokenizer(source);
+    const eos = resolveEos(tokenizer, settings.eos ?? undefined);
+    writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), `${JSON.stringify(tokenizer.toJSON())}\n`);
+    return { tokenizer, eos };
+  };
 
   // ---- 1. clean ----
   if (manifest.stage === 'clean') {
     const cleanConfig: CleanConfig = { ...settings.clean, boilerplate };
-    const pool = await WorkerPool.start(workers, { kind: 'clean', config: cleanConfig });
-    const wantChars = settings.tokenizer === null;
+    const poolStart = WorkerPool.start(workers, { kind: 'clean', config: cleanConfig });
+    // The tokenizer loads here while the workers start (their threads boot meanwhile).
     try {
-      type Open = { batches: Promise<CleanBatchResult>[]; batch: Doc[]; docs: number; bytes: number };
+      if (settings.tokenizer !== null && options.pretokenize !== false) pre = preloadTokenizer(settings.tokenizer);
+    } catch (e) {
+      await poolStart.then((p) => p.close(), () => undefined);
+      throw e;
+    }
+    const pool = await poolStart;
+    const wantChars = settings.tokenizer === null;
+    const tokenizeTask = pre === null ? null : new TokenizeTask(pre.tokenizer, pre.eos.id);
+    type Cleaned = { r: CleanBatchResult; tok: TokenizeResult | null };
+    try {
+      type Open = { batches: Promise<Cleaned>[]; batch: Doc[]; docs: number; bytes: number };
       const open = (): Open => ({ batches: [], batch: [], docs: 0, bytes: 0 });
       let cur = open();
       const queue: Open[] = [];
       const commitChunk = async (c: Open): Promise<void> => {
-        const results = await Promise.all(c.batches);
+        const cleaned = await Promise.all(c.batches);
+        const results = cleaned.map((x) => x.r);
         const idx = manifest.clean.chunks.length;
+        if (tokenizeTask !== null) writeFileAtomicSync(join(work, chunkName(idx, 'tok')), encodeChunkTokens(cleaned.map((x) => x.tok!)));
         const kept: CleanDoc[] = results.flatMap((r) => r.kept);
         const lines = kept.map((d) => JSON.stringify(d)).join('\n');
         writeFileAtomicSync(join(work, chunkName(idx, 'jsonl')), kept.length > 0 ? `${lines}\n` : '');
@@ -407,7 +459,11 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
         progress({ stage: 'clean', docs: manifest.clean.docsRead, bytes: manifest.clean.bytesRead, totalBytes, tokens: 0, shards: 0, fraction: totalBytes > 0 ? Math.min(1, manifest.clean.bytesRead / totalBytes) : null });
       };
       const flushBatch = (): void => {
-        if (cur.batch.length > 0) cur.batches.push(pool.submit<CleanBatchResult>({ kind: 'clean', docs: cur.batch }));
+        if (cur.batch.length > 0) {
+          cur.batches.push(
+            pool.submit<CleanBatchResult>({ kind: 'clean', docs: cur.batch }).then((r) => ({ r, tok: tokenizeTask === null ? null : tokenizeTask.run(r.kept.map((d) => d.text)) })),
+          );
+        }
         cur.batch = [];
       };
       let skip = manifest.clean.docsRead;
@@ -450,6 +506,9 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     totalClean += c.docs;
   }
   const keepPath = join(work, 'keep.bin');
+  const tokPath = (ci: number): string => join(work, chunkName(ci, 'tok'));
+  // Every chunk tokenized during cleaning: the pack stage needs no tokenizer workers.
+  const pretokenized = settings.tokenizer !== null && chunks.every((_, ci) => existsSync(tokPath(ci)));
   // The pack stage's tokenizer workers, started as soon as tokenizer.json exists, so that their
   // start (threads, modules, tokenizer tables) overlaps the dedup work on this thread.
   let packPool: Promise<WorkerPool> | null = null;
@@ -475,7 +534,9 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     try {
       // The tokenizer: given, or the corpus's characters.
       let tokenizer: DataTokenizer;
-      if (settings.tokenizer !== null) {
+      if (pre !== null) {
+        tokenizer = pre.tokenizer;
+      } else if (settings.tokenizer !== null) {
         tokenizer = loadTokenizer(settings.tokenizer);
       } else {
         const chars = new Set<string>();
@@ -484,12 +545,18 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
         });
         tokenizer = charTokenizerFor(chars);
       }
-      const eos = resolveEos(tokenizer, settings.eos ?? undefined);
-      writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), `${JSON.stringify(tokenizer.toJSON())}\n`);
-      // The tokenizer does not depend on the dedup decisions (the character tokenizer covers every cleaned chunk).
-      packPool = startPackPool({ kind: 'tokenize', tokenizerFile: join(out, SHARD_TOKENIZER_FILE), eosId: eos.id });
-      // Awaited in the pack stage; a failure there is rethrown then.
-      packPool.catch(() => undefined);
+      const eos = pre !== null ? pre.eos : resolveEos(tokenizer, settings.eos ?? undefined);
+      // Already written by preloadTokenizer (same bytes).
+      if (pre === null) writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), `${JSON.stringify(tokenizer.toJSON())}\n`);
+      if (pretokenized) {
+        if (idlePool !== null) await idlePool.close();
+        idlePool = null;
+      } else {
+        // The tokenizer does not depend on the dedup decisions (the character tokenizer covers every cleaned chunk).
+        packPool = startPackPool({ kind: 'tokenize', tokenizerFile: join(out, SHARD_TOKENIZER_FILE), eosId: eos.id });
+        // Awaited in the pack stage; a failure there is rethrown then.
+        packPool.catch(() => undefined);
+      }
       const mode = settings.clean.dedup;
       const keep = new Uint8Array(totalClean).fill(1);
       const exact = new ExactDeduplicator();
@@ -633,7 +700,11 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
   });
   if (manifest.stage === 'pack') {
     const keep = readFileSync(keepPath);
-    const pool = await (packPool ?? startPackPool({ kind: 'tokenize', tokenizerFile: join(out, SHARD_TOKENIZER_FILE), eosId: dd.tokenizer.eosId }));
+    if (pretokenized && idlePool !== null) {
+      await idlePool.close();
+      idlePool = null;
+    }
+    const pool = pretokenized ? null : await (packPool ?? startPackPool({ kind: 'tokenize', tokenizerFile: join(out, SHARD_TOKENIZER_FILE), eosId: dd.tokenizer.eosId }));
     const shardTokens = settings.seqLen * settings.shardSequences;
     const packer = new TokenPacker(shardTokens);
     const st = manifest.pack;
@@ -653,43 +724,55 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
             const g = chunkStart[ci]! + k;
             if (keep[g] && copiesOf(dd.plan, g, lines[k]!.lang, lines[k]!.source) > pass) selected.push(k);
           }
+          const consume = (k: number, ids: Uint32Array): void => {
+            const len = ids.length;
+            let pos = pass === start.pass && ci === start.chunk && k === start.doc ? Math.min(start.offset, len) : 0;
+            while (pos < len) {
+              const take = Math.min(len - pos, shardTokens - packer.pending);
+              let full: Uint32Array | null = null;
+              packer.append(ids.subarray(pos, pos + take), (s) => (full = s));
+              pos += take;
+              if (full !== null) {
+                const entry = writeShard(out, shardFileName(st.shards.length), full, dtype, vocabSize);
+                st.shards.push(entry);
+                st.tokens += entry.tokens;
+                Object.assign(st, { pass, chunk: ci, doc: k, offset: pos });
+                commit();
+                report();
+              }
+            }
+            // Counted when the document's last token is in; a resumed document is counted once.
+            st.copiesPacked++;
+          };
+          const tokFile = settings.tokenizer !== null && existsSync(tokPath(ci)) ? decodeChunkTokens(readFileSync(tokPath(ci))) : null;
+          if (tokFile !== null) {
+            if (tokFile.starts.length - 1 !== lines.length) throw new Error(`data prepare: chunk ${ci} has ${lines.length} documents but ${tokFile.starts.length - 1} tokenized; delete the output directory and rerun`);
+            for (const k of selected) consume(k, tokFile.ids.subarray(tokFile.starts[k]!, tokFile.starts[k + 1]!));
+            report();
+            continue;
+          }
+          const tokenizer = pool;
+          if (tokenizer === null) throw new Error(`data prepare: chunk ${ci} has no token file; delete the output directory and rerun`);
           // Submit every batch of the chunk, then consume the results in order.
           const batches: { docs: number[]; result: Promise<TokenizeResult> }[] = [];
           for (let b = 0; b < selected.length; b += batchDocs) {
             const docs = selected.slice(b, b + batchDocs);
-            batches.push({ docs, result: pool.submit<TokenizeResult>({ kind: 'tokenize', texts: docs.map((k) => lines[k]!.text) }) });
+            batches.push({ docs, result: tokenizer.submit<TokenizeResult>({ kind: 'tokenize', texts: docs.map((k) => lines[k]!.text) }) });
           }
           for (const batch of batches) {
             const r = await batch.result;
             let o = 0;
             batch.docs.forEach((k, i) => {
               const len = r.lengths[i]!;
-              const ids = r.ids.subarray(o, o + len);
+              consume(k, r.ids.subarray(o, o + len));
               o += len;
-              let pos = pass === start.pass && ci === start.chunk && k === start.doc ? Math.min(start.offset, len) : 0;
-              while (pos < len) {
-                const take = Math.min(len - pos, shardTokens - packer.pending);
-                let full: Uint32Array | null = null;
-                packer.append(ids.subarray(pos, pos + take), (s) => (full = s));
-                pos += take;
-                if (full !== null) {
-                  const entry = writeShard(out, shardFileName(st.shards.length), full, dtype, vocabSize);
-                  st.shards.push(entry);
-                  st.tokens += entry.tokens;
-                  Object.assign(st, { pass, chunk: ci, doc: k, offset: pos });
-                  commit();
-                  report();
-                }
-              }
-              // Counted when the document's last token is in; a resumed document is counted once.
-              st.copiesPacked++;
             });
           }
           report();
         }
       }
     } finally {
-      await pool.close();
+      await pool?.close();
     }
     const { tail, dropped } = packer.finish(settings.seqLen);
     if (tail.length > 0) {

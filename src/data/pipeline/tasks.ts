@@ -13,6 +13,7 @@ import { gopherQualityFilter, gopherRepetitionFilter } from './filters/gopher.js
 import { piiTransform } from './filters/pii.js';
 import { LanguageIdentifier, languageStage, type EldModelSize } from './langid.js';
 import { normalizeTransform, type NormalizeOptions } from './normalize.js';
+import type { Tokenizer as DataTokenizer } from '../tokenizer.js';
 import { tokenizerFromSavedJSON } from './pack.js';
 import { filterStage as fromFilter, StageChain, transformStage as fromTransform } from './stats.js';
 import type { Doc, DocStage, DocTransform, StageStats } from './types.js';
@@ -141,20 +142,17 @@ export interface TokenizeResult {
 
 /** Tokenizes batches of texts, appending EOS to each. */
 export class TokenizeTask {
-  private readonly tokenizer: ReturnType<typeof tokenizerFromSavedJSON>;
-
+  /** Over a built tokenizer (the orchestrator tokenizes with its own while the workers clean). */
   constructor(
-    tokenizerJSON: unknown,
+    private readonly tokenizer: DataTokenizer,
     private readonly eosId: number,
-  ) {
-    this.tokenizer = tokenizerFromSavedJSON(tokenizerJSON);
-  }
+  ) {}
 
   /** From a pool's init: the saved JSON itself, or the file holding it. */
   static fromInit(init: { tokenizer?: unknown; tokenizerFile?: string; eosId: number }): TokenizeTask {
-    if (init.tokenizerFile !== undefined) return new TokenizeTask(JSON.parse(readFileSync(init.tokenizerFile, 'utf8')) as unknown, init.eosId);
+    if (init.tokenizerFile !== undefined) return new TokenizeTask(tokenizerFromSavedJSON(JSON.parse(readFileSync(init.tokenizerFile, 'utf8')) as unknown), init.eosId);
     if (init.tokenizer === undefined) throw new Error('tokenize task: needs the tokenizer JSON or its file');
-    return new TokenizeTask(init.tokenizer, init.eosId);
+    return new TokenizeTask(tokenizerFromSavedJSON(init.tokenizer), init.eosId);
   }
 
   run(texts: readonly string[]): TokenizeResult {
