@@ -2,8 +2,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tokenizerFromJSON } from '../data/char-tokenizer.js';
-import type { Tokenizer } from '../data/tokenizer.js';
+import { type Tokenizer, tokenizerFromSavedJSON } from '../data/tokenizer.js';
 import { generate } from '../infer/generate.js';
 import { GPT } from '../models/gpt.js';
 import { recoverCheckpoint, TOKENIZER_FILE, TRAINER_STATE_FILE, loadTrainerState } from '../train/checkpoint.js';
@@ -42,7 +41,7 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
   if (existsSync(join(dir, TRAINER_STATE_FILE))) loadTrainerState(dir);
   const tokPath = join(dir, TOKENIZER_FILE);
   if (!existsSync(tokPath)) throw new UsageError(`${dir}: no ${TOKENIZER_FILE}; point at a run directory written by weft train`);
-  const tokenizer = tokenizerFromJSON(JSON.parse(readFileSync(tokPath, 'utf8')));
+  const tokenizer = tokenizerFromSavedJSON(JSON.parse(readFileSync(tokPath, 'utf8')));
   const model = await GPT.fromPretrained(dir);
   if (model.config.vocabSize !== tokenizer.vocabSize) {
     throw new Error(`${dir}: the model's vocabulary (${model.config.vocabSize}) and ${TOKENIZER_FILE}'s (${tokenizer.vocabSize}) differ`);

@@ -7,7 +7,7 @@ import { type Command } from 'commander';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CharTokenizer } from '../data/char-tokenizer.js';
-import { tokenizerFromSavedJSON } from '../data/pipeline/pack.js';
+import { tokenizerFromSavedJSON } from '../data/tokenizer.js';
 import { isShardDir, loadShardTokenizer, ShardDataset } from '../data/pipeline/shards.js';
 import { TextDataset } from '../data/text-dataset.js';
 import type { Tokenizer } from '../data/tokenizer.js';

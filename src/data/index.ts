@@ -1,3 +1,3 @@
 export type { Tokenizer } from './tokenizer.js';
-export { CharTokenizer, tokenizerFromJSON } from './char-tokenizer.js';
+export { CharTokenizer } from './char-tokenizer.js';
 export { TextDataset, type Batch, type Split, type TextDatasetOptions } from './text-dataset.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CharTokenizer, tokenizerFromJSON } from '../../src/data/char-tokenizer.js';
+import { CharTokenizer } from '../../src/data/char-tokenizer.js';
 
 const shakespeare = readFileSync(new URL('../../data/tinyshakespeare.txt', import.meta.url), 'utf8');
 
@@ -27,7 +27,7 @@ describe('CharTokenizer', () => {
 
   it('serialises to tokenizer.json and back to the same ids', () => {
     const tok = CharTokenizer.fromText(shakespeare.slice(0, 5000));
-    const again = tokenizerFromJSON(JSON.parse(JSON.stringify(tok)));
+    const again = CharTokenizer.fromJSON(JSON.parse(JSON.stringify(tok)));
     const sample = shakespeare.slice(100, 400);
     expect(again.encode(sample)).toEqual(tok.encode(sample));
     expect(again.vocabSize).toBe(tok.vocabSize);
@@ -39,8 +39,8 @@ describe('CharTokenizer', () => {
     expect(() => tok.decode([0, 3])).toThrow(/id 3 is outside the vocabulary \[0, 3\)/);
     expect(() => tok.decode([-1])).toThrow(/outside the vocabulary/);
     expect(() => CharTokenizer.fromText('')).toThrow(/empty/);
-    expect(() => tokenizerFromJSON({ type: 'bpe' })).toThrow(/not a character tokenizer/);
-    expect(() => tokenizerFromJSON({ type: 'char', vocab: ['a', 'a'] })).toThrow(/appears twice/);
-    expect(() => tokenizerFromJSON({ type: 'char', vocab: ['ab'] })).toThrow(/not one character/);
+    expect(() => CharTokenizer.fromJSON({ type: 'bpe' })).toThrow(/not a character tokenizer/);
+    expect(() => CharTokenizer.fromJSON({ type: 'char', vocab: ['a', 'a'] })).toThrow(/appears twice/);
+    expect(() => CharTokenizer.fromJSON({ type: 'char', vocab: ['ab'] })).toThrow(/not one character/);
   });
 });

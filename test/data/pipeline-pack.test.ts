@@ -11,9 +11,9 @@ import {
   encodeTokens,
   resolveEos,
   TokenPacker,
-  tokenizerFromSavedJSON,
   writeShard,
 } from '../../src/data/pipeline/pack.js';
+import { tokenizerFromSavedJSON } from '../../src/data/tokenizer.js';
 import { TokenizeTask } from '../../src/data/pipeline/tasks.js';
 import { CharTokenizer } from '../../src/tokenizers/char.js';
 import { loadTokenizer } from '../../src/tokenizers/load.js';

@@ -17,10 +17,9 @@ import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { Tokenizer as DataTokenizer } from '../tokenizer.js';
+import { type Tokenizer as DataTokenizer, tokenizerFromSavedJSON } from '../tokenizer.js';
 import { CharTokenizer } from '../../tokenizers/char.js';
 import { Tokenizer } from '../../tokenizers/tokenizer.js';
-import type { Json } from '../../tokenizers/types.js';
 import { writeFileAtomicSync } from '../../io/atomic.js';
 
 export type TokenDtype = 'uint16' | 'uint32';
@@ -141,16 +140,6 @@ export function charTokenizerFor(chars: Iterable<string>): CharTokenizer {
   const set = new Set(chars);
   set.add(CHAR_EOS);
   return CharTokenizer.fromVocab([...set].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!));
-}
-
-/** Rebuilds a tokenizer from its tokenizer.json: a character tokenizer when it is one, else the general pipeline. */
-export function tokenizerFromSavedJSON(json: unknown): DataTokenizer {
-  try {
-    return CharTokenizer.fromJSON(json);
-  } catch {
-    // Not a character tokenizer: any other HF tokenizer.json.
-  }
-  return Tokenizer.fromJSON(json as Json);
 }
 
 export function loadSavedTokenizer(path: string): DataTokenizer {

@@ -14,7 +14,7 @@ import { piiTransform } from './filters/pii.js';
 import { LanguageIdentifier, languageStage, type EldModelSize } from './langid.js';
 import { normalizeTransform, type NormalizeOptions } from './normalize.js';
 import type { Tokenizer as DataTokenizer } from '../tokenizer.js';
-import { tokenizerFromSavedJSON } from './pack.js';
+import { tokenizerFromSavedJSON } from '../tokenizer.js';
 import { filterStage as fromFilter, StageChain, transformStage as fromTransform } from './stats.js';
 import type { Doc, DocStage, DocTransform, StageStats } from './types.js';
 
