@@ -5,9 +5,9 @@
  * metrics.jsonl, checkpoints at every evaluation, --resume); --max-length is the block size.
  */
 import type { Command } from 'commander';
-import { TrainConfig, type TrainConfigInput } from '../train/config.js';
+import { TrainConfig } from '../train/config.js';
 import { BERT_TRAIN_DEFAULTS, DEFAULT_BERT_SHAPE, trainBert, type BertShape, type TrainBertResult } from '../train/train-bert.js';
-import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber, parseUnitInterval, summary } from './train.js';
+import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber, parseUnitInterval, summary, loopConfigFromFlags } from './train.js';
 
 export interface TrainBertFlags {
   data?: string;
@@ -44,25 +44,7 @@ export const DEFAULT_BERT_OUT = 'runs/bert';
 /** Turns flags into a trainBert call (no commander defaults: an absent flag is undefined, so --resume keeps the saved value). */
 export async function runTrainBert(flags: TrainBertFlags, io?: CommandIO): Promise<TrainBertResult> {
   const stdout = io?.stdout ?? process.stdout;
-  const config: Partial<TrainConfigInput> = {
-    data: flags.data,
-    batchSize: flags.batchSize,
-    blockSize: flags.maxLength,
-    maxIters: flags.maxIters,
-    lr: flags.lr,
-    minLr: flags.minLr,
-    warmupIters: flags.warmupIters,
-    lrDecayIters: flags.lrDecayIters,
-    evalInterval: flags.evalInterval,
-    evalIters: flags.evalIters,
-    logInterval: flags.logInterval,
-    weightDecay: flags.weightDecay,
-    beta1: flags.beta1,
-    beta2: flags.beta2,
-    gradClip: flags.gradClip,
-    gradientAccumulationSteps: flags.gradientAccumulationSteps,
-    seed: flags.seed,
-  };
+  const config = loopConfigFromFlags({ ...flags, blockSize: flags.maxLength });
   const model: Partial<BertShape> = {
     tokenizer: flags.tokenizer,
     vocabSize: flags.vocabSize,

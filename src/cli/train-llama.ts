@@ -14,10 +14,10 @@ import type { Tokenizer } from '../data/tokenizer.js';
 import { Llama } from '../models/llama.js';
 import { Generator } from '../tensor/random.js';
 import { hasCheckpoint, loadTrainerState, TOKENIZER_FILE } from '../train/checkpoint.js';
-import { parseTrainConfig, TrainConfig, type TrainConfigInput, UsageError } from '../train/config.js';
+import { parseTrainConfig, TrainConfig, UsageError, definedOnly } from '../train/config.js';
 import { ProgressReporter } from '../train/progress.js';
 import { Trainer, type TrainResult } from '../train/trainer.js';
-import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber, parseUnitInterval, summary, type TrainFlags } from './train.js';
+import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber, parseUnitInterval, summary, type TrainFlags, loopConfigFromFlags } from './train.js';
 
 export interface LlamaShape {
   nLayer: number;
@@ -41,9 +41,6 @@ export interface TrainLlamaFlags extends TrainFlags {
 
 export const DEFAULT_LLAMA_OUT = 'runs/llama';
 
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
 
 export async function runTrainLlama(
   flags: TrainLlamaFlags,
@@ -56,25 +53,7 @@ export async function runTrainLlama(
   if (flags.tokenizer !== undefined && flags.tokenizer !== 'char') throw new UsageError(`--tokenizer ${flags.tokenizer}: only 'char' is available; pass --tokenizer char`);
   if (flags.dropout !== undefined && flags.dropout > 0) throw new UsageError('--dropout: LLaMA has no dropout; drop the flag');
   if (flags.bias === true) throw new UsageError('--bias: LLaMA has no biases (use --qkv-bias for Qwen2-style q/k/v biases)');
-  const given: Partial<TrainConfigInput> = definedOnly({
-    data: flags.data,
-    batchSize: flags.batchSize,
-    blockSize: flags.blockSize,
-    maxIters: flags.maxIters,
-    lr: flags.lr,
-    minLr: flags.minLr,
-    warmupIters: flags.warmupIters,
-    lrDecayIters: flags.lrDecayIters,
-    evalInterval: flags.evalInterval,
-    evalIters: flags.evalIters,
-    logInterval: flags.logInterval,
-    weightDecay: flags.weightDecay,
-    beta1: flags.beta1,
-    beta2: flags.beta2,
-    gradClip: flags.gradClip,
-    gradientAccumulationSteps: flags.gradientAccumulationSteps,
-    seed: flags.seed,
-  });
+  const given = loopConfigFromFlags(flags);
   const modelGenerator = new Generator(0);
   let config: TrainConfig;
   let tokenizer: Tokenizer;

@@ -4,8 +4,8 @@
  */
 import type { Command } from 'commander';
 import { DEFAULT_PALM_SHAPE as M, trainPaLM, type TrainPaLMResult } from '../train/train-palm.js';
-import { TrainConfig, type TrainConfigInput } from '../train/config.js';
-import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber, summary } from './train.js';
+import { TrainConfig } from '../train/config.js';
+import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber, summary, loopConfigFromFlags } from './train.js';
 
 interface Flags {
   data?: string;
@@ -35,23 +35,7 @@ interface Flags {
 export const DEFAULT_PALM_OUT = 'runs/palm';
 
 export async function runTrainPaLM(flags: Flags, io: CommandIO = { stdout: process.stdout, stderr: process.stderr }): Promise<TrainPaLMResult> {
-  const config: Partial<TrainConfigInput> = {
-    data: flags.data,
-    batchSize: flags.batchSize,
-    blockSize: flags.blockSize,
-    maxIters: flags.maxIters,
-    lr: flags.lr,
-    minLr: flags.minLr,
-    warmupIters: flags.warmupIters,
-    lrDecayIters: flags.lrDecayIters,
-    evalInterval: flags.evalInterval,
-    evalIters: flags.evalIters,
-    logInterval: flags.logInterval,
-    weightDecay: flags.weightDecay,
-    gradClip: flags.gradClip,
-    gradientAccumulationSteps: flags.gradientAccumulationSteps,
-    seed: flags.seed,
-  };
+  const config = loopConfigFromFlags(flags);
   const result = await trainPaLM({
     config,
     model: { nLayer: flags.nLayer, nHead: flags.nHead, nEmbd: flags.nEmbd, ffnDim: flags.ffnDim },

@@ -4,19 +4,10 @@
  * shows one held-out corrupted example, the spans the model fills in greedily and the true ones.
  */
 import { type Command, InvalidArgumentError } from 'commander';
-import { TrainConfig, type TrainConfigInput } from '../train/config.js';
+import { TrainConfig } from '../train/config.js';
 import { DEFAULT_T5_SHAPE, trainT5, type T5Shape, type TrainT5Result } from '../train/train-t5.js';
 import { Generator } from '../tensor/random.js';
-import {
-  type CommandIO,
-  parseNonNegativeInt,
-  parseNonNegativeNumber,
-  parsePositiveInt,
-  parsePositiveNumber,
-  parseUnitInterval,
-  summary,
-  type TrainFlags,
-} from './train.js';
+import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber, parseUnitInterval, summary, type TrainFlags, loopConfigFromFlags } from './train.js';
 
 export const DEFAULT_T5_OUT = 'runs/t5';
 
@@ -35,25 +26,7 @@ const parseVariant = (value: string): 'v1.0' | 'v1.1' => {
 };
 
 export async function runTrainT5(flags: TrainT5Flags, io: CommandIO = { stdout: process.stdout, stderr: process.stderr }): Promise<TrainT5Result> {
-  const config: Partial<TrainConfigInput> = {
-    data: flags.data,
-    batchSize: flags.batchSize,
-    blockSize: flags.blockSize,
-    maxIters: flags.maxIters,
-    lr: flags.lr,
-    minLr: flags.minLr,
-    warmupIters: flags.warmupIters,
-    lrDecayIters: flags.lrDecayIters,
-    evalInterval: flags.evalInterval,
-    evalIters: flags.evalIters,
-    logInterval: flags.logInterval,
-    weightDecay: flags.weightDecay,
-    beta1: flags.beta1,
-    beta2: flags.beta2,
-    gradClip: flags.gradClip,
-    gradientAccumulationSteps: flags.gradientAccumulationSteps,
-    seed: flags.seed,
-  };
+  const config = loopConfigFromFlags(flags);
   const model: Partial<T5Shape> = {
     variant: flags.variant as T5Shape['variant'] | undefined,
     dModel: flags.dModel,

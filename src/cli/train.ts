@@ -4,7 +4,7 @@
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_GPT_SHAPE, type GPTShape, trainGPT, type TrainGPTResult } from '../train/train-gpt.js';
-import { TrainConfig, type TrainConfigInput } from '../train/config.js';
+import { definedOnly, TrainConfig, type TrainConfigInput } from '../train/config.js';
 import type { OutputStream } from '../train/progress.js';
 import { registerTrainBert } from './train-bert.js';
 import { registerTrainT5 } from './train-t5.js';
@@ -78,14 +78,32 @@ export interface TrainFlags {
 
 export const DEFAULT_OUT = 'runs/gpt';
 
-/** Turns flags into a trainGPT call (no commander defaults: an absent flag is undefined, so --resume keeps the saved value). */
-export async function runTrain(flags: TrainFlags, io: CommandIO = defaultIO()): Promise<TrainGPTResult> {
-  if (flags.tokenizer !== undefined && flags.tokenizer !== 'char') {
-    throw new InvalidArgumentError(`--tokenizer ${flags.tokenizer}: only 'char' is available (BPE tokenizers come later); pass --tokenizer char`);
-  }
-  const config: Partial<TrainConfigInput> = {
+/** The training-loop flags every `weft train <family>` shares. */
+export type LoopFlags = Pick<
+  TrainFlags,
+  | 'data'
+  | 'batchSize'
+  | 'blockSize'
+  | 'maxIters'
+  | 'lr'
+  | 'minLr'
+  | 'warmupIters'
+  | 'lrDecayIters'
+  | 'evalInterval'
+  | 'evalIters'
+  | 'logInterval'
+  | 'weightDecay'
+  | 'beta1'
+  | 'beta2'
+  | 'gradClip'
+  | 'gradientAccumulationSteps'
+  | 'seed'
+>;
+
+/** The TrainConfig fields given on the command line (absent flags left out, so --resume keeps saved values). */
+export function loopConfigFromFlags(flags: LoopFlags): Partial<TrainConfigInput> {
+  return definedOnly({
     data: flags.data,
-    tokenizer: flags.tokenizer as 'char' | undefined,
     batchSize: flags.batchSize,
     blockSize: flags.blockSize,
     maxIters: flags.maxIters,
@@ -102,7 +120,16 @@ export async function runTrain(flags: TrainFlags, io: CommandIO = defaultIO()): 
     gradClip: flags.gradClip,
     gradientAccumulationSteps: flags.gradientAccumulationSteps,
     seed: flags.seed,
-  };
+  });
+}
+
+
+/** Turns flags into a trainGPT call (no commander defaults: an absent flag is undefined, so --resume keeps the saved value). */
+export async function runTrain(flags: TrainFlags, io: CommandIO = defaultIO()): Promise<TrainGPTResult> {
+  if (flags.tokenizer !== undefined && flags.tokenizer !== 'char') {
+    throw new InvalidArgumentError(`--tokenizer ${flags.tokenizer}: only 'char' is available (BPE tokenizers come later); pass --tokenizer char`);
+  }
+  const config: Partial<TrainConfigInput> = { ...loopConfigFromFlags(flags), ...definedOnly({ tokenizer: flags.tokenizer as 'char' | undefined }) };
   const model: Partial<GPTShape> = { nLayer: flags.nLayer, nHead: flags.nHead, nEmbd: flags.nEmbd, dropout: flags.dropout, bias: flags.bias };
   const result = await trainGPT({
     config,

@@ -55,3 +55,8 @@ export function parseTrainConfig(input: TrainConfigInput): TrainConfig {
   const key = String(issue.path[0] ?? '');
   throw new UsageError(`${flagName(key)}: ${issue.message}`);
 }
+
+/** `o` without its undefined entries: a flag left out must not override a saved or default value. */
+export function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -23,7 +23,7 @@ import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { trainTokenizer } from '../tokenizers/trainers/index.js';
 import { hasCheckpoint, loadTrainerState } from './checkpoint.js';
-import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError } from './config.js';
+import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError, definedOnly } from './config.js';
 import { type OutputStream, ProgressReporter } from './progress.js';
 import { Trainer, type TrainableModel, type TrainResult } from './trainer.js';
 
@@ -248,7 +248,6 @@ function readCorpus(path: string): string {
   return readFileSync(path, 'utf8');
 }
 
-const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 export async function trainBert(options: TrainBertOptions): Promise<TrainBertResult> {
   const started = performance.now();
@@ -258,8 +257,8 @@ export async function trainBert(options: TrainBertOptions): Promise<TrainBertRes
   const note = (s: string): void => void (json ? stderr : stdout).write(`${s}\n`);
   const { outDir } = options;
   const resume = options.resume === true;
-  const given = defined(options.config);
-  const shapeGiven = defined(options.model ?? {});
+  const given = definedOnly(options.config);
+  const shapeGiven = definedOnly(options.model ?? {});
   const modelGenerator = new Generator(0);
   let config: TrainConfig;
   let tokenizer: Tokenizer;

@@ -14,7 +14,7 @@ import { gptConfigFromHF } from '../models/config.js';
 import { GPT } from '../models/gpt.js';
 import { Generator } from '../tensor/random.js';
 import { hasCheckpoint, loadTrainerState, TOKENIZER_FILE } from './checkpoint.js';
-import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError } from './config.js';
+import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError, definedOnly } from './config.js';
 import { type OutputStream, ProgressReporter } from './progress.js';
 import { Trainer, type TrainResult } from './trainer.js';
 
@@ -152,6 +152,3 @@ function flag(key: string): string {
   return `--${key.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`;
 }
 
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}

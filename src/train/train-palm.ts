@@ -12,7 +12,7 @@ import type { Tokenizer } from '../data/tokenizer.js';
 import { PaLM } from '../models/palm.js';
 import { Generator } from '../tensor/random.js';
 import { hasCheckpoint, loadTrainerState, TOKENIZER_FILE } from './checkpoint.js';
-import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError } from './config.js';
+import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError, definedOnly } from './config.js';
 import { type OutputStream, ProgressReporter } from './progress.js';
 import { Trainer, type TrainResult } from './trainer.js';
 
@@ -114,6 +114,3 @@ function readText(path: string): string {
   return text;
 }
 
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}

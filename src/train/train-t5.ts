@@ -12,7 +12,7 @@ import { T5ForConditionalGeneration, t5Preset, type T5Config } from '../models/t
 import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { hasCheckpoint, loadTrainerState, TOKENIZER_FILE } from './checkpoint.js';
-import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError } from './config.js';
+import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError, definedOnly } from './config.js';
 import { type OutputStream, ProgressReporter } from './progress.js';
 import { Trainer, type TrainableModel, type TrainResult } from './trainer.js';
 
@@ -164,21 +164,20 @@ export async function trainT5(options: TrainT5Options): Promise<TrainT5Result> {
   let config: TrainConfig;
   let tokenizer: T5CharTokenizer;
   let model: T5ForConditionalGeneration;
-  const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
   if (resume) {
     if (!hasCheckpoint(outDir)) throw new UsageError(`--resume: ${outDir} holds no checkpoint (no trainer_state.json); drop --resume or pass the --out of an existing run`);
-    if (Object.values(defined(options.model ?? {})).length > 0) throw new UsageError('--resume keeps the saved model: drop the model-shape flags');
+    if (Object.values(definedOnly(options.model ?? {})).length > 0) throw new UsageError('--resume keeps the saved model: drop the model-shape flags');
     const state = loadTrainerState(outDir);
-    config = parseTrainConfig({ ...state.trainConfig, ...defined(options.config) });
+    config = parseTrainConfig({ ...state.trainConfig, ...definedOnly(options.config) });
     tokenizer = T5CharTokenizer.fromJSON(JSON.parse(readFileSync(join(outDir, TOKENIZER_FILE), 'utf8')));
     model = await T5ForConditionalGeneration.fromPretrained(outDir, { generator: modelGenerator });
     note(`resuming ${outDir} at iteration ${state.iter} (max iters ${config.maxIters})`);
   } else {
     if (options.config.data === undefined) throw new UsageError('--data: required; pass a UTF-8 text file, e.g. --data data/tinyshakespeare.txt');
-    config = parseTrainConfig({ ...defined(options.config), data: options.config.data });
+    config = parseTrainConfig({ ...definedOnly(options.config), data: options.config.data });
     tokenizer = T5CharTokenizer.fromText(readText(config.data));
-    const s = { ...DEFAULT_T5_SHAPE, ...defined(options.model ?? {}) };
+    const s = { ...DEFAULT_T5_SHAPE, ...definedOnly(options.model ?? {}) };
     if (s.variant !== 'v1.0' && s.variant !== 'v1.1') throw new UsageError(`--variant ${String(s.variant)}: expected v1.0 (ReLU, tied head) or v1.1 (gated GELU)`);
     modelGenerator.manualSeed(config.seed);
     const shape = { vocabSize: tokenizer.vocabSize, dModel: s.dModel, dKv: s.dKv, dFf: s.dFf, numLayers: s.numLayers, numHeads: s.numHeads, dropoutRate: s.dropout };

@@ -22,7 +22,7 @@ import { Transformer } from '../models/transformer.js';
 import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { hasCheckpoint, loadTrainerState } from './checkpoint.js';
-import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError } from './config.js';
+import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError, definedOnly } from './config.js';
 import { type OutputStream, ProgressReporter } from './progress.js';
 import { Trainer, type TrainableModel, type TrainResult } from './trainer.js';
 
@@ -273,7 +273,6 @@ export interface TrainTransformerResult {
   task: DigitTaskSettings;
 }
 
-const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 function readTaskSettings(outDir: string): DigitTaskSettings {
   const path = join(outDir, TASK_FILE);
@@ -291,8 +290,8 @@ export async function trainTransformer(options: TrainTransformerOptions): Promis
   const note = (s: string): void => void (json ? stderr : stdout).write(`${s}\n`);
   const { outDir } = options;
   const resume = options.resume === true;
-  const given = defined(options.config ?? {});
-  const taskGiven = defined(options.task ?? {});
+  const given = definedOnly(options.config ?? {});
+  const taskGiven = definedOnly(options.task ?? {});
   const modelGenerator = new Generator(0);
   let config: TrainConfig;
   let task: DigitTaskSettings;
@@ -300,7 +299,7 @@ export async function trainTransformer(options: TrainTransformerOptions): Promis
 
   if (resume) {
     if (!hasCheckpoint(outDir)) throw new UsageError(`--resume: ${outDir} holds no checkpoint (no trainer_state.json); drop --resume or pass the --out of an existing run`);
-    const shapeFlags = Object.keys(defined(options.model ?? {}));
+    const shapeFlags = Object.keys(definedOnly(options.model ?? {}));
     const fixed = (['task', 'minLength', 'maxLength'] as const).filter((k) => k in taskGiven);
     if (shapeFlags.length + fixed.length > 0) throw new UsageError(`--resume keeps the saved model and task: drop the model and task flags (${[...shapeFlags, ...fixed].join(', ')})`);
     const state = loadTrainerState(outDir);
@@ -326,7 +325,7 @@ export async function trainTransformer(options: TrainTransformerOptions): Promis
       warmupIters: Math.min(merged.warmupIters, lrDecayIters),
       lrDecayIters,
     });
-    const s: TransformerShape = { ...DEFAULT_TRANSFORMER_SHAPE, ...defined(options.model ?? {}) };
+    const s: TransformerShape = { ...DEFAULT_TRANSFORMER_SHAPE, ...definedOnly(options.model ?? {}) };
     if (s.dModel % s.nHead !== 0 || s.dModel % 2 !== 0) throw new UsageError(`--d-model ${s.dModel} must be even and divisible by --n-head ${s.nHead}`);
     modelGenerator.manualSeed(config.seed);
     model = new Transformer(
