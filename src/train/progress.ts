@@ -123,3 +123,16 @@ function formatRate(perSecond: number): string {
   if (perSecond >= 1e3) return `${(perSecond / 1e3).toFixed(1)}k`;
   return perSecond.toFixed(0);
 }
+
+/** Where a training command writes: its streams, JSON mode, and `note` for human lines (stderr in JSON mode, so stdout stays parseable). */
+export function runOutput(o: { stdout?: OutputStream; stderr?: OutputStream; json?: boolean }): {
+  stdout: OutputStream;
+  stderr: OutputStream;
+  json: boolean;
+  note: (line: string) => void;
+} {
+  const stdout = o.stdout ?? process.stdout;
+  const stderr = o.stderr ?? process.stderr;
+  const json = o.json === true;
+  return { stdout, stderr, json, note: (line) => void (json ? stderr : stdout).write(`${line}\n`) };
+}

@@ -24,7 +24,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { trainTokenizer } from '../tokenizers/trainers/index.js';
 import { hasCheckpoint, loadTrainerState } from './checkpoint.js';
 import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError, definedOnly } from './config.js';
-import { type OutputStream, ProgressReporter } from './progress.js';
+import { type OutputStream, ProgressReporter, runOutput } from './progress.js';
 import { Trainer, type TrainableModel, type TrainResult } from './trainer.js';
 
 /** The model's shape and the tokenizer; fixed for a run (a resumed run reads them from its directory). */
@@ -251,10 +251,7 @@ function readCorpus(path: string): string {
 
 export async function trainBert(options: TrainBertOptions): Promise<TrainBertResult> {
   const started = performance.now();
-  const stdout = options.stdout ?? process.stdout;
-  const stderr = options.stderr ?? process.stderr;
-  const json = options.json === true;
-  const note = (s: string): void => void (json ? stderr : stdout).write(`${s}\n`);
+  const { stdout, stderr, json, note } = runOutput(options);
   const { outDir } = options;
   const resume = options.resume === true;
   const given = definedOnly(options.config);

@@ -13,7 +13,7 @@ import { PaLM } from '../models/palm.js';
 import { Generator } from '../tensor/random.js';
 import { hasCheckpoint, loadTrainerState, TOKENIZER_FILE } from './checkpoint.js';
 import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError, definedOnly } from './config.js';
-import { type OutputStream, ProgressReporter } from './progress.js';
+import { type OutputStream, ProgressReporter, runOutput } from './progress.js';
 import { Trainer, type TrainResult } from './trainer.js';
 
 export interface PaLMShape {
@@ -45,10 +45,7 @@ export interface TrainPaLMResult extends TrainResult {
 
 export async function trainPaLM(options: TrainPaLMOptions): Promise<TrainPaLMResult> {
   const started = performance.now();
-  const stdout = options.stdout ?? process.stdout;
-  const stderr = options.stderr ?? process.stderr;
-  const json = options.json === true;
-  const note = (s: string): void => void (json ? stderr : stdout).write(`${s}\n`);
+  const { stdout, stderr, json, note } = runOutput(options);
   const { outDir } = options;
   const resume = options.resume === true;
   const modelGenerator = new Generator(0);

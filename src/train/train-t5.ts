@@ -13,7 +13,7 @@ import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { hasCheckpoint, loadTrainerState, TOKENIZER_FILE } from './checkpoint.js';
 import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError, definedOnly } from './config.js';
-import { type OutputStream, ProgressReporter } from './progress.js';
+import { type OutputStream, ProgressReporter, runOutput } from './progress.js';
 import { Trainer, type TrainableModel, type TrainResult } from './trainer.js';
 
 export const T5_PAD = 0;
@@ -154,10 +154,7 @@ export interface TrainT5Result extends TrainResult {
 
 export async function trainT5(options: TrainT5Options): Promise<TrainT5Result> {
   const started = performance.now();
-  const stdout = options.stdout ?? process.stdout;
-  const stderr = options.stderr ?? process.stderr;
-  const json = options.json === true;
-  const note = (s: string): void => void (json ? stderr : stdout).write(`${s}\n`);
+  const { stdout, stderr, json, note } = runOutput(options);
   const { outDir } = options;
   const resume = options.resume === true;
   const modelGenerator = new Generator(0);

@@ -23,7 +23,7 @@ import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { hasCheckpoint, loadTrainerState } from './checkpoint.js';
 import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError, definedOnly } from './config.js';
-import { type OutputStream, ProgressReporter } from './progress.js';
+import { type OutputStream, ProgressReporter, runOutput } from './progress.js';
 import { Trainer, type TrainableModel, type TrainResult } from './trainer.js';
 
 export const PAD = 0;
@@ -284,10 +284,7 @@ function readTaskSettings(outDir: string): DigitTaskSettings {
 
 export async function trainTransformer(options: TrainTransformerOptions): Promise<TrainTransformerResult> {
   const started = performance.now();
-  const stdout = options.stdout ?? process.stdout;
-  const stderr = options.stderr ?? process.stderr;
-  const json = options.json === true;
-  const note = (s: string): void => void (json ? stderr : stdout).write(`${s}\n`);
+  const { stdout, stderr, json, note } = runOutput(options);
   const { outDir } = options;
   const resume = options.resume === true;
   const given = definedOnly(options.config ?? {});
