@@ -4,7 +4,7 @@
  * The tokenizer comes from --tokenizer, else from the model itself (the .gguf's vocabulary, the
  * tokenizer files of an HF directory, a tokenizer.bin / tok*.bin next to a llama2.c checkpoint).
  */
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { generate as generateGPT } from '../infer/generate.js';
@@ -16,7 +16,8 @@ import { PaLM } from '../models/palm.js';
 import { loadPretrained } from '../models/registry.js';
 import { loadTokenizer, llama2cTokenizer, tokenizerFromGGUF, type Tokenizer } from '../tokenizers/index.js';
 import { UsageError } from '../train/config.js';
-import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt } from './train.js';
+import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parseTopP } from './train.js';
+import { tokenStreamer } from './stream-text.js';
 
 export interface GenerateFlags {
   model: string;
@@ -98,8 +99,6 @@ export async function runGenerate(flags: GenerateFlags, io: CommandIO = { stdout
   const bad = promptIds.find((id) => id >= vocab);
   if (bad !== undefined) throw new UsageError(`--prompt: token id ${bad} is outside the model's vocabulary (${vocab}); is --tokenizer the model's?`);
   const stream = flags.json !== true;
-  let shown = '';
-  const soFar: number[] = [];
   if (stream) io.stdout.write(prompt);
   const ids = loaded.generate(promptIds, {
     maxNewTokens: flags.maxNewTokens ?? GENERATE_DEFAULTS.maxNewTokens,
@@ -107,27 +106,12 @@ export async function runGenerate(flags: GenerateFlags, io: CommandIO = { stdout
     topK: flags.topK,
     topP: flags.topP,
     seed: flags.seed ?? GENERATE_DEFAULTS.seed,
-    // Re-decode the whole continuation each step: SentencePiece / byte-level pieces only decode
-    // correctly in context (leading spaces, multi-byte characters split across tokens).
-    onToken: stream
-      ? (id) => {
-          soFar.push(id);
-          const text = tokenizer.decode(soFar);
-          if (text.startsWith(shown)) io.stdout.write(text.slice(shown.length));
-          shown = text;
-        }
-      : undefined,
+    onToken: stream ? tokenStreamer((ids) => tokenizer.decode(ids), (text) => void io.stdout.write(text)) : undefined,
   });
   const result: GenerateResult = { prompt_ids: promptIds, ids, text: tokenizer.decode(ids) };
   io.stdout.write(stream ? '\n' : `${JSON.stringify(result)}\n`);
   return result;
 }
-
-const parseTopP = (value: string): number => {
-  const n = Number(value);
-  if (value.trim() === '' || !(n > 0 && n <= 1)) throw new InvalidArgumentError('expected a number in (0, 1], e.g. 0.9.');
-  return n;
-};
 
 export function registerGenerate(program: Command, io?: CommandIO): void {
   program

@@ -1,5 +1,5 @@
 /** `weft sample runs/<name>`: continue a prompt with a trained model (nanoGPT's sample.py). */
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Tokenizer, tokenizerFromSavedJSON } from '../data/tokenizer.js';
@@ -7,7 +7,8 @@ import { generate } from '../infer/generate.js';
 import { GPT } from '../models/gpt.js';
 import { recoverCheckpoint, TOKENIZER_FILE, TRAINER_STATE_FILE, loadTrainerState } from '../train/checkpoint.js';
 import { UsageError } from '../train/config.js';
-import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt } from './train.js';
+import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parseTopP } from './train.js';
+import { tokenStreamer } from './stream-text.js';
 
 export interface SampleFlags {
   prompt?: string;
@@ -67,19 +68,12 @@ export async function runSample(dir: string, flags: SampleFlags, io: CommandIO =
     topK: flags.topK ?? SAMPLE_DEFAULTS.topK,
     topP: flags.topP,
     seed: flags.seed ?? SAMPLE_DEFAULTS.seed,
-    // Stream each character as it is chosen.
-    onToken: stream ? (id) => void io.stdout.write(tokenizer.decode([id])) : undefined,
+    onToken: stream ? tokenStreamer((ids) => tokenizer.decode(ids), (text) => void io.stdout.write(text)) : undefined,
   });
   const result = { ids, text: tokenizer.decode(ids) };
   io.stdout.write(stream ? '\n' : `${JSON.stringify(result)}\n`);
   return result;
 }
-
-const parseTopP = (value: string): number => {
-  const n = Number(value);
-  if (value.trim() === '' || !(n > 0 && n <= 1)) throw new InvalidArgumentError('expected a number in (0, 1], e.g. 0.9.');
-  return n;
-};
 
 export function registerSample(program: Command, io?: CommandIO): void {
   program

@@ -40,6 +40,11 @@ export const parseNonNegativeNumber = (value: string): number => {
   if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number ≥ 0, e.g. 0.1.');
   return n;
 };
+export const parseTopP = (value: string): number => {
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && n <= 1)) throw new InvalidArgumentError('expected a number in (0, 1], e.g. 0.9.');
+  return n;
+};
 export const parseUnitInterval = (value: string): number => {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError('expected a number in [0, 1), e.g. 0.9.');
