@@ -8,6 +8,8 @@ namespace weft {
 // Each kernel family registers its own bindings (see glue_*.cc).
 void RegisterGemm(Napi::Env env, Napi::Object exports);
 void RegisterKernels(Napi::Env env, Napi::Object exports);
+void RegisterPaged(Napi::Env env, Napi::Object exports);
+void RegisterQuant(Napi::Env env, Napi::Object exports);
 }  // namespace weft
 
 namespace {
@@ -61,6 +63,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setKernelPath", Napi::Function::New(env, SetKernelPath));
   weft::RegisterGemm(env, exports);
   weft::RegisterKernels(env, exports);
+  weft::RegisterPaged(env, exports);
+  weft::RegisterQuant(env, exports);
   return exports;
 }
 

@@ -238,6 +238,14 @@ function loadAddon(): Addon | null {
   return addonCache;
 }
 
+/**
+ * The addon's raw exports, for kernel families outside the Backend contract (quantized matmuls, paged
+ * attention) that declare their own typed view of the functions they call; null without the addon.
+ */
+export function nativeAddonExports(): Readonly<Record<string, unknown>> | null {
+  return loadAddon() as unknown as Readonly<Record<string, unknown>> | null;
+}
+
 /** Flattens the attention parameters into the addon's positional arguments. */
 function attentionArgs(p: AttentionParams): unknown[] {
   const mask = p.mask;

@@ -1,0 +1,2 @@
+// Quantized block formats and their dot products (see glue_quant.cc).
+#include "kernels.h"
