@@ -7,6 +7,7 @@ import { registerData } from './data.js';
 import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerFillMask } from './fill-mask.js';
+import { registerFinetune } from './finetune.js';
 import { registerQuickstart } from './quickstart.js';
 import { registerSample } from './sample.js';
 import { registerTokenizer } from './tokenizer.js';
@@ -27,6 +28,7 @@ registerEval(program);
 registerTokenizer(program);
 registerData(program);
 registerFillMask(program);
+registerFinetune(program);
 registerGenerate(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

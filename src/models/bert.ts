@@ -220,8 +220,12 @@ export class BertEmbeddings extends Module {
   }
 
   forward(ids: Tensor, tokenTypeIds: Tensor): Tensor {
-    const T = ids.shape[1]!;
-    const words = embeddingSkippingPad(ids, this.word_embeddings.weight, this.config.padTokenId);
+    return this.forwardEmbeds(embeddingSkippingPad(ids, this.word_embeddings.weight, this.config.padTokenId), tokenTypeIds);
+  }
+
+  /** From word embeddings [B, T, C] (prompt tuning prepends trainable ones): + token types + positions, LayerNorm, dropout. */
+  forwardEmbeds(words: Tensor, tokenTypeIds: Tensor): Tensor {
+    const T = words.shape[1]!;
     const types = this.token_type_embeddings.forward(tokenTypeIds);
     const x = add(add(words, types), this.position_embeddings.weight.narrow(0, 0, T));
     return this.dropout.forward(this.LayerNorm.forward(x));
@@ -506,6 +510,21 @@ export class BertForPreTraining extends Module {
     checkIdTensor(types, 'tokenTypeIds', [B, T], this.config.typeVocabSize);
     const mask = this.additiveMask(inputs.attentionMask, B, T);
     return this.bert.encoder.forward(this.bert.embeddings.forward(ids, types), mask);
+  }
+
+  /** Encoder output [B, T, C] for word embeddings [B, T, C] given instead of ids (prompt tuning). */
+  encodeEmbeds(words: Tensor, inputs: Pick<BertInputs, 'tokenTypeIds' | 'attentionMask'> = {}): Tensor {
+    const op = 'BertForPreTraining.encodeEmbeds';
+    if (words.ndim !== 3 || words.shape[2] !== this.config.hiddenSize) {
+      throw new RangeError(`${op}: embeddings must be [B, T, ${this.config.hiddenSize}], got ${formatShape(words.shape)}`);
+    }
+    const [B, T] = words.shape as [number, number, number];
+    if (T > this.config.maxPositionEmbeddings) {
+      throw new RangeError(`${op}: sequence length ${T} exceeds max_position_embeddings ${this.config.maxPositionEmbeddings}`);
+    }
+    const types = inputs.tokenTypeIds ?? Tensor.zeros([B, T], 'i32');
+    checkIdTensor(types, 'tokenTypeIds', [B, T], this.config.typeVocabSize);
+    return this.bert.encoder.forward(this.bert.embeddings.forwardEmbeds(words, types), this.additiveMask(inputs.attentionMask, B, T));
   }
 
   forward(ids: Tensor, inputs: BertInputs = {}): BertOutput {

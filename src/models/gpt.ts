@@ -46,8 +46,8 @@ export interface GPTOutput {
 
 /** x·W + b for an HF Conv1D (W stored [in, out]): one gemm with the bias added in place. */
 function conv1d(x: Tensor, layer: Conv1D): Tensor {
-  // W.mT is a free view; linear reads it back as the untransposed [in, out] matrix.
-  return linear(x, layer.weight.mT, layer.bias ?? undefined);
+  // Through the layer's own forward, so a wrapped layer (LoRA, quantized) takes part.
+  return layer.forward(x);
 }
 
 /** Strides of a dense [B, T, 3, H, D] qkv read as [3, B, H, T, D]. */

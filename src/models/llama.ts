@@ -580,6 +580,28 @@ export class Llama extends Module {
         throw new RangeError(`${op}: targets ${formatShape(targets.shape)} must match ids ${formatShape(ids.shape)}`);
       }
     }
+    const logits = this.logitsFromEmbeddings(this.model.embed_tokens.forward(ids));
+    const loss = targets === undefined ? null : crossEntropy(logits, targets, { ignoreIndex: LLAMA_IGNORE_INDEX });
+    return { logits, loss };
+  }
+
+  /** Logits [B, T, V] for input embeddings [B, T, C] at positions 0 … T − 1 (prompt tuning feeds its own). */
+  logitsFromEmbeddings(embeds: Tensor): Tensor {
+    return this.head(this.hiddenFromEmbeddings(embeds));
+  }
+
+  /** LM-head logits of final hidden states [.., C]. */
+  headLogits(hidden: Tensor): Tensor {
+    return this.head(hidden);
+  }
+
+  /** Final hidden states [B, T, C] (after the last RMSNorm) for input embeddings [B, T, C]. */
+  hiddenFromEmbeddings(embeds: Tensor): Tensor {
+    const c = this.config;
+    const T = embeds.shape[1]!;
+    if (embeds.ndim !== 3 || embeds.shape[2] !== c.hiddenSize) {
+      throw new RangeError(`LLaMA.hiddenFromEmbeddings: embeddings must be [B, T, ${c.hiddenSize}], got ${formatShape(embeds.shape)}`);
+    }
     const { cos, sin } = ropeTables(c, 0, T);
     const half = c.headDim / 2;
     // [T, half] duplicated to [T, D] (HF's cat(freqs, freqs)).
@@ -589,11 +611,9 @@ export class Llama extends Module {
     };
     const cosFull = full(cos);
     const sinFull = full(sin);
-    let x = this.model.embed_tokens.forward(ids);
+    let x = embeds;
     for (const layer of this.model.layers) x = layer.forward(x, cosFull, sinFull);
-    const logits = this.head(this.model.norm.forward(x));
-    const loss = targets === undefined ? null : crossEntropy(logits, targets, { ignoreIndex: LLAMA_IGNORE_INDEX });
-    return { logits, loss };
+    return this.model.norm.forward(x);
   }
 
   /** Logits [B, T, V] without a graph (the CausalLM interface). */

@@ -1,5 +1,5 @@
 /** The basic layers: Linear, Conv1D (GPT-2's in×out linear), Embedding, LayerNorm, RMSNorm, Dropout. */
-import { add, matmul, linear, layerNorm, rmsNorm, embedding, dropout } from '../tensor/index.js';
+import { linear, layerNorm, rmsNorm, embedding, dropout } from '../tensor/index.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { normal_, ones_, uniform_, zeros_ } from './init.js';
@@ -7,6 +7,23 @@ import { Module } from './module.js';
 
 export interface LayerInit {
   generator?: Generator;
+}
+
+/**
+ * Existing tensors a layer takes over instead of initialising its own (a wrapper such as a LoRA layer
+ * shares its base layer's weights this way). `adoptedBias: null` means no bias.
+ */
+export interface AdoptedWeights {
+  weight?: Tensor;
+  adoptedBias?: Tensor | null;
+}
+
+function adopt(t: Tensor | null | undefined, shape: readonly number[]): Tensor | undefined {
+  if (t === undefined || t === null) return undefined;
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new RangeError(`adopted weight has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  }
+  return t;
 }
 
 /** y = x Wᵀ + b with W stored [out, in] (PyTorch's layout). Initialised as PyTorch: U(±1/√in). */
@@ -17,13 +34,14 @@ export class Linear extends Module {
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    options: LayerInit & { bias?: boolean } = {},
+    options: LayerInit & { bias?: boolean } & AdoptedWeights = {},
   ) {
     super();
     const g = options.generator ?? defaultGenerator;
     const bound = 1 / Math.sqrt(inFeatures);
-    this.weight = this.registerParameter('weight', uniform_(Tensor.zeros([outFeatures, inFeatures]), -bound, bound, g));
-    this.bias = options.bias === false ? null : this.registerParameter('bias', uniform_(Tensor.zeros([outFeatures]), -bound, bound, g));
+    this.weight = this.registerParameter('weight', adopt(options.weight, [outFeatures, inFeatures]) ?? uniform_(Tensor.zeros([outFeatures, inFeatures]), -bound, bound, g));
+    const bias = options.bias === false || options.adoptedBias === null ? null : (adopt(options.adoptedBias, [outFeatures]) ?? uniform_(Tensor.zeros([outFeatures]), -bound, bound, g));
+    this.bias = bias === null ? null : this.registerParameter('bias', bias);
   }
 
   forward(x: Tensor): Tensor {
@@ -42,17 +60,18 @@ export class Conv1D extends Module {
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    options: LayerInit & { bias?: boolean; std?: number } = {},
+    options: LayerInit & { bias?: boolean; std?: number } & AdoptedWeights = {},
   ) {
     super();
     const g = options.generator ?? defaultGenerator;
-    this.weight = this.registerParameter('weight', normal_(Tensor.zeros([inFeatures, outFeatures]), 0, options.std ?? 0.02, g));
-    this.bias = options.bias === false ? null : this.registerParameter('bias', Tensor.zeros([outFeatures]));
+    this.weight = this.registerParameter('weight', adopt(options.weight, [inFeatures, outFeatures]) ?? normal_(Tensor.zeros([inFeatures, outFeatures]), 0, options.std ?? 0.02, g));
+    const bias = options.bias === false || options.adoptedBias === null ? null : (adopt(options.adoptedBias, [outFeatures]) ?? Tensor.zeros([outFeatures]));
+    this.bias = bias === null ? null : this.registerParameter('bias', bias);
   }
 
   forward(x: Tensor): Tensor {
-    const y = matmul(x, this.weight);
-    return this.bias === null ? y : add(y, this.bias);
+    // W.mT is a free view; linear reads it back as the untransposed [in, out] matrix and fuses the bias.
+    return linear(x, this.weight.mT, this.bias ?? undefined);
   }
 }
 

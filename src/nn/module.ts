@@ -44,6 +44,41 @@ export class Module {
     return m;
   }
 
+  /**
+   * Swaps the child registered as `name` for `m` (PyTorch's setattr on a submodule): the state-dict
+   * path stays, and any property of this module that held the old child now holds the new one, so
+   * the parent's forward calls it. LoRA and quantization swap layers in place this way.
+   */
+  replaceModule(name: string, m: Module): Module {
+    const old = this.children.get(name);
+    if (old === undefined) throw new Error(`replaceModule: no child '${name}' (children: ${[...this.children.keys()].join(', ') || 'none'})`);
+    this.children.set(name, m);
+    for (const key of Object.keys(this)) {
+      if ((this as Record<string, unknown>)[key] === old) Reflect.set(this, key, m);
+    }
+    this.onChildReplaced(name, old, m);
+    return old;
+  }
+
+  /** The module registered under the dotted path `path` ('' is this module). */
+  getModule(path: string): Module {
+    let m: Module = this;
+    if (path === '') return m;
+    for (const part of path.split('.')) {
+      const next = m.children.get(part);
+      if (next === undefined) throw new Error(`getModule: no module '${path}' (stopped at '${part}')`);
+      m = next;
+    }
+    return m;
+  }
+
+  /** Hook for containers that index their children elsewhere too (ModuleList). */
+  protected onChildReplaced(name: string, old: Module, m: Module): void {
+    void name;
+    void old;
+    void m;
+  }
+
   /** (name, parameter) pairs, depth-first in registration order; a tensor shared by two names (tied weights) appears once. */
   namedParameters(prefix = ''): [string, Tensor][] {
     const seen = new Set<Tensor>();
@@ -164,6 +199,11 @@ export class ModuleList<M extends Module> extends Module {
 
   get length(): number {
     return this.items.length;
+  }
+
+  protected override onChildReplaced(name: string, old: Module, m: Module): void {
+    const i = this.items.indexOf(old as M);
+    if (i >= 0 && String(i) === name) this.items[i] = m as M;
   }
 
   [Symbol.iterator](): Iterator<M> {
