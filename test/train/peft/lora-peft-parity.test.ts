@@ -155,3 +155,29 @@ describe('several adapters on one base', () => {
     expect(() => injectLora(model, { r: 2, loraAlpha: 4, targetModules: ['query'] })).toThrow(/q_proj/);
   });
 });
+
+/**
+ * With WEFT_PEFT_CHECK_DIR set, writes adapters Weft trained-from-fresh (random B) plus the logits
+ * Weft computes with them, for scripts/fixtures/check_peft_load.py to load in PEFT and compare.
+ */
+describe.runIf(process.env.WEFT_PEFT_CHECK_DIR !== undefined)('export for the PEFT load check', () => {
+  it.each(['lora-gpt2', 'lora-llama'])('%s', async (name) => {
+    const out = join(process.env.WEFT_PEFT_CHECK_DIR!, name);
+    const model = (await loadPretrained(join(DIR, name, 'base'))) as LM;
+    injectLora(model, { r: 3, loraAlpha: 6, targetModules: name === 'lora-gpt2' ? ['c_attn', 'c_fc'] : ['q_proj', 'k_proj', 'up_proj'] });
+    noGrad(() => {
+      let s = 1;
+      for (const [path, p] of model.namedParameters()) {
+        if (!path.includes('lora_B')) continue;
+        const d = p.f32('check');
+        for (let i = 0; i < d.length; i++) d[i] = Math.sin(s++ * 12.9898) * 0.3;
+      }
+    });
+    await saveLoraAdapter(model, join(out, 'adapter'));
+    const fx = fixture(name);
+    const ids = arrayTensor(fx.ids);
+    const logits = noGrad(() => model.forward(ids).logits);
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(out, 'logits.json'), JSON.stringify({ base: join(DIR, name, 'base'), ids: [...ids.i32('check')], shape: ids.shape, logits: [...logits.dense()] }));
+  });
+});
