@@ -14,14 +14,20 @@
       "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"]
     },
     {
+      "target_name": "weft_isa_avx512vnni",
+      "type": "static_library",
+      "sources": ["native/isa/quant_avx512.cc"],
+      "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni", "-mavx2", "-mfma", "-mf16c"]
+    },
+    {
       "target_name": "weft_isa_avx2",
       "type": "static_library",
-      "sources": ["native/isa/gemm_avx2.cc", "native/isa/kernels_avx2.cc"],
+      "sources": ["native/isa/gemm_avx2.cc", "native/isa/kernels_avx2.cc", "native/isa/quant_avx2.cc"],
       "cflags_cc": ["-mavx2", "-mfma", "-mf16c"]
     },
     {
       "target_name": "weft",
-      "dependencies": ["weft_isa_avx512", "weft_isa_avx2"],
+      "dependencies": ["weft_isa_avx512", "weft_isa_avx512vnni", "weft_isa_avx2"],
       "sources": [
         "native/addon.cc",
         "native/cpu.cc",

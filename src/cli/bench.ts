@@ -13,6 +13,14 @@ import { benchMetrics, metricBenchLines } from '../bench/metrics.js';
 import { registerTokenizersTrainBench } from '../bench/tokenizers-train.js';
 import { registerDataBench } from '../bench/data.js';
 import { registerGenerateBench } from '../bench/generate.js';
+import { registerQuantBench } from '../bench/quant.js';
+import { registerServeBench } from '../bench/serve.js';
+import { registerMoEBench } from '../bench/moe.js';
+import { registerEngineBench } from '../bench/engine.js';
+import { registerSpeculativeBench } from '../bench/speculative.js';
+import { registerStructuredBench } from '../infer/structured/bench.js';
+import { registerRagBench } from '../bench/rag.js';
+import { registerFinetuneBench } from '../bench/finetune.js';
 
 interface CommonOptions {
   json?: boolean;
@@ -219,4 +227,12 @@ export function registerBench(program: Command): void {
   registerTokenizersTrainBench(bench);
   registerDataBench(bench);
   registerGenerateBench(bench);
+  registerQuantBench(bench);
+  registerServeBench(bench);
+  registerMoEBench(bench);
+  registerEngineBench(bench);
+  registerSpeculativeBench(bench);
+  registerStructuredBench(bench);
+  registerRagBench(bench);
+  registerFinetuneBench(bench);
 }

@@ -1,5 +1,5 @@
 /**
- * `weft finetune --model <dir> --task classify|sft|dpo --train <file> --eval <file> --method … --out <dir>`
+ * `weft finetune --model <dir> --task classify|tokens|qa|seq2seq|sft|dpo --train <file> --eval <file> --method … --out <dir>`
  * and `weft predict --model <dir> [--adapter <dir>] --input <file>`.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -44,6 +44,16 @@ interface FinetuneFlags {
   loraDropout?: number;
   loraTargets?: string;
   beta?: number;
+  tokensField?: string;
+  tagsField?: string;
+  questionField?: string;
+  contextField?: string;
+  answerField?: string;
+  maxAnswerLength?: number;
+  docStride?: number;
+  sourceField?: string;
+  targetField?: string;
+  maxTargetLength?: number;
   json?: boolean;
 }
 
@@ -67,7 +77,17 @@ export function registerFinetune(program: Command, io?: CommandIO): void {
     .option('--patience <n>', 'early stopping: epochs without improvement before stopping', parsePositiveInt)
     .option('--layer-decay <d>', 'layer-wise learning-rate decay factor in (0, 1]', parseUnitInterval)
     .option('--scratch', 'start from random weights (the from-scratch baseline)')
-    .option('--text-field <name>', 'classify: text field (default: sentence)')
+    .option('--text-field <name>', 'classify: text field (default: sentence); tokens: text field of {text, entities} records (default: text)')
+    .option('--tokens-field <name>', 'tokens: field holding the words (default: tokens)')
+    .option('--tags-field <name>', 'tokens: field holding one BIO tag per word (default: tags)')
+    .option('--question-field <name>', 'qa: question field (default: question)')
+    .option('--context-field <name>', 'qa: context field (default: context)')
+    .option('--answer-field <name>', 'qa: flat answer field, with answer_start (default: answer; SQuAD answers {text, answer_start} are read too)')
+    .option('--max-answer-length <n>', 'qa: longest answer span in tokens (default: 30)', parsePositiveInt)
+    .option('--doc-stride <n>', 'qa: tokens shared by consecutive context windows (default: 128)', parsePositiveInt)
+    .option('--source-field <name>', 'seq2seq: source text field (default: source)')
+    .option('--target-field <name>', 'seq2seq: target text field (default: target)')
+    .option('--max-target-length <n>', 'seq2seq: target tokens (default: --max-length)', parsePositiveInt)
     .option('--label-field <name>', 'classify: label field (default: label)')
     .option('--prompt-field <name>', 'sft/dpo: prompt field (default: prompt)')
     .option('--response-field <name>', 'sft: response field (default: response)')
@@ -84,9 +104,6 @@ export function registerFinetune(program: Command, io?: CommandIO): void {
     .action(async (flags: FinetuneFlags) => {
       const out = runOutput({ stdout: io?.stdout, stderr: io?.stderr, json: flags.json });
       if (!(TASKS as readonly string[]).includes(flags.task)) throw new UsageError(`--task must be one of ${TASKS.join(', ')}, got ${flags.task}`);
-      if (flags.task === 'tokens' || flags.task === 'qa' || flags.task === 'seq2seq') {
-        throw new UsageError(`--task ${flags.task} is not available yet (supported now: classify, sft, dpo)`);
-      }
       if (flags.head !== undefined && flags.head !== 'head' && flags.head !== 'verbalizer') throw new UsageError(`--head must be head or verbalizer, got ${flags.head}`);
       const method = parseMethod(flags.method);
       let progress: ProgressReporter | null = null;
@@ -118,6 +135,16 @@ export function registerFinetune(program: Command, io?: CommandIO): void {
         loraDropout: flags.loraDropout,
         loraTargets: flags.loraTargets?.split(',').map((w) => w.trim()),
         beta: flags.beta,
+        tokensField: flags.tokensField,
+        tagsField: flags.tagsField,
+        questionField: flags.questionField,
+        contextField: flags.contextField,
+        answerField: flags.answerField,
+        maxAnswerLength: flags.maxAnswerLength,
+        docStride: flags.docStride,
+        sourceField: flags.sourceField,
+        targetField: flags.targetField,
+        maxTargetLength: flags.maxTargetLength,
         onStep: (step, total, loss) => {
           progress ??= new ProgressReporter({ out: out.stdout, err: out.stderr, json: out.json, maxIters: total, logInterval: 20 });
           progress.iteration({ iter: step, loss, lr: 0, ms: 0, tokens_per_s: 0 });
@@ -146,16 +173,42 @@ export function registerFinetune(program: Command, io?: CommandIO): void {
     .option('--adapter <dir>', 'weft finetune output directory whose adapter goes on --model')
     .requiredOption('--input <file>', 'inputs: .jsonl/.csv/.tsv records (the training text/prompt field) or a .txt file, one input per line')
     .option('--text-field <name>', 'field holding the input (default: the one used in training)')
-    .option('--max-new-tokens <n>', 'sft: tokens to generate (default: 64)', parsePositiveInt)
+    .option('--max-new-tokens <n>', 'sft: tokens to generate (default: 64); seq2seq: default --max-target-length', parsePositiveInt)
     .option('--json', 'print one JSON object per input')
     .action(async (flags: { model: string; adapter?: string; input: string; textField?: string; maxNewTokens?: number; json?: boolean }) => {
       const stdout = io?.stdout ?? process.stdout;
       const dir = flags.adapter ?? flags.model;
       if (!existsSync(join(dir, 'finetune.json'))) throw new UsageError(`${dir} has no finetune.json: pass the --out directory of weft finetune (as --model, or as --adapter with the base model)`);
       const ft = await loadFinetuned(dir);
+      const json = flags.json === true;
+      if (ft.tag !== undefined) {
+        // Words from the training fields, a text field split at whitespace, or .txt lines.
+        const f = ft.manifest.tokensFields ?? { tokens: 'tokens', tags: 'tags', text: 'text' };
+        const sentences = flags.input.endsWith('.txt')
+          ? readFileSync(flags.input, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/))
+          : loadRecords(flags.input).map((r, i) => {
+              if (Array.isArray(r[f.tokens])) return (r[f.tokens] as unknown[]).map(String);
+              return field(r, flags.textField ?? f.text, i, flags.input).trim().split(/\s+/);
+            });
+        const tags = ft.tag(sentences);
+        sentences.forEach((words, i) => stdout.write(json ? `${JSON.stringify({ tokens: words, tags: tags[i] })}\n` : `${words.map((w, k) => `${w}/${tags[i]![k]}`).join(' ')}\n`));
+        return;
+      }
+      if (ft.answer !== undefined) {
+        const f = ft.manifest.qaFields ?? { question: 'question', context: 'context', answer: 'answer', answerStart: 'answer_start' };
+        const examples = loadRecords(flags.input).map((r, i) => ({ question: field(r, f.question, i, flags.input), context: field(r, f.context, i, flags.input) }));
+        const answers = ft.answer(examples);
+        examples.forEach((e, i) => stdout.write(json ? `${JSON.stringify({ question: e.question, answer: answers[i] })}\n` : `${answers[i]}\n`));
+        return;
+      }
       const inputs = flags.input.endsWith('.txt')
         ? readFileSync(flags.input, 'utf8').split('\n').filter((l) => l.trim() !== '')
-        : loadRecords(flags.input).map((r, i) => field(r, flags.textField ?? (ft.manifest.task === 'classify' ? 'sentence' : 'prompt'), i, flags.input));
+        : loadRecords(flags.input).map((r, i) => field(r, flags.textField ?? (ft.manifest.task === 'classify' ? 'sentence' : ft.manifest.task === 'seq2seq' ? (ft.manifest.seq2seqFields?.source ?? 'source') : 'prompt'), i, flags.input));
+      if (ft.generate !== undefined) {
+        const outputs = ft.generate(inputs, flags.maxNewTokens);
+        inputs.forEach((text, i) => stdout.write(json ? `${JSON.stringify({ input: text, output: outputs[i] })}\n` : `${outputs[i]}\n`));
+        return;
+      }
       if (ft.classify !== undefined) {
         const labels = ft.classify(inputs);
         inputs.forEach((text, i) => stdout.write(flags.json === true ? `${JSON.stringify({ input: text, label: labels[i] })}\n` : `${labels[i]}\t${text}\n`));

@@ -9,11 +9,10 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { generate as generateGPT } from '../infer/generate.js';
 import { loadLlama2c } from '../io/llama2c.js';
-import { loadLlamaGGUF } from '../io/llama-gguf.js';
+import { loadAnyModel, loadGGUFModel } from '../compress/index.js';
 import { GPT } from '../models/gpt.js';
 import { Llama } from '../models/llama.js';
 import { PaLM } from '../models/palm.js';
-import { loadPretrained } from '../models/registry.js';
 import { loadTokenizer, llama2cTokenizer, tokenizerFromGGUF, type Tokenizer } from '../tokenizers/index.js';
 import { UsageError } from '../train/config.js';
 import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parseTopP } from './train.js';
@@ -53,11 +52,11 @@ export async function loadCausalLM(path: string): Promise<LoadedGenerator> {
   if (!existsSync(path)) throw new UsageError(`--model: ${path} does not exist`);
   let model: Llama | GPT | PaLM;
   if (statSync(path).isDirectory()) {
-    const m = await loadPretrained(path);
+    const m = await loadAnyModel(path);
     if (!(m instanceof Llama) && !(m instanceof GPT) && !(m instanceof PaLM)) throw new UsageError(`--model: ${path} is not a causal language model (${m.constructor.name})`);
     model = m;
   } else if (path.endsWith('.gguf')) {
-    model = loadLlamaGGUF(path);
+    model = loadGGUFModel(path);
   } else if (path.endsWith('.bin')) {
     model = loadLlama2c(path);
   } else {

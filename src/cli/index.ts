@@ -13,6 +13,15 @@ import { registerSample } from './sample.js';
 import { registerTokenizer } from './tokenizer.js';
 import { registerTrain } from './train.js';
 import { registerGenerate } from './generate.js';
+import { registerRag } from './rag.js';
+import { registerExport } from './export.js';
+import { registerServe } from './serve.js';
+import { registerQuantize } from './quantize.js';
+import { registerPrune } from './prune.js';
+import { registerLowRank } from './lowrank.js';
+import { registerDistill } from './distill.js';
+import { registerCompress } from './compress.js';
+import { registerAgent } from './agent.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../../package.json') as { version: string };
@@ -30,6 +39,15 @@ registerData(program);
 registerFillMask(program);
 registerFinetune(program);
 registerGenerate(program);
+registerRag(program);
+registerExport(program);
+registerServe(program);
+registerQuantize(program);
+registerPrune(program);
+registerLowRank(program);
+registerDistill(program);
+registerCompress(program);
+registerAgent(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`weft: ${err instanceof Error ? err.message : String(err)}`);

@@ -6,11 +6,13 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_GPT_SHAPE, type GPTShape, trainGPT, type TrainGPTResult } from '../train/train-gpt.js';
 import { definedOnly, TrainConfig, type TrainConfigInput } from '../train/config.js';
 import type { OutputStream } from '../train/progress.js';
+import type { MoEConfigInput } from '../nn/moe.js';
 import { registerTrainBert } from './train-bert.js';
 import { registerTrainT5 } from './train-t5.js';
 import { registerTrainLlama } from './train-llama.js';
 import { registerTrainTransformer } from './train-transformer.js';
 import { registerTrainPaLM } from './train-palm.js';
+import { registerTrainEmbedder } from './train-embedder.js';
 
 export interface CommandIO {
   stdout: OutputStream;
@@ -76,6 +78,13 @@ export interface TrainFlags {
   gradientAccumulationSteps?: number;
   seed?: number;
   bias?: boolean;
+  moeExperts?: number;
+  moeTopK?: number;
+  moeEvery?: number;
+  moeExpertHidden?: number;
+  moeCapacityFactor?: number | null;
+  moeAuxCoef?: number;
+  moeZCoef?: number;
   out?: string;
   resume?: boolean;
   json?: boolean;
@@ -139,6 +148,7 @@ export async function runTrain(flags: TrainFlags, io: CommandIO = defaultIO()): 
   const result = await trainGPT({
     config,
     model,
+    moe: moeFromFlags(flags),
     outDir: flags.out ?? DEFAULT_OUT,
     resume: flags.resume,
     json: flags.json,
@@ -151,6 +161,31 @@ export async function runTrain(flags: TrainFlags, io: CommandIO = defaultIO()): 
   }
   return result;
 }
+
+/** The --moe-* flags as a GPT-MoE config (undefined when none is given: a dense GPT, or the checkpoint's model on --resume). */
+export function moeFromFlags(flags: TrainFlags): MoEConfigInput | undefined {
+  const given = definedOnly({
+    topK: flags.moeTopK,
+    every: flags.moeEvery,
+    expertHidden: flags.moeExpertHidden,
+    capacityFactor: flags.moeCapacityFactor,
+    auxLossCoef: flags.moeAuxCoef,
+    zLossCoef: flags.moeZCoef,
+  });
+  if (flags.moeExperts === undefined) {
+    if (Object.keys(given).length > 0 && flags.resume !== true) {
+      throw new InvalidArgumentError('the --moe-* flags need --moe-experts <n> (e.g. --moe-experts 8 --moe-top-k 2)');
+    }
+    return Object.keys(given).length > 0 ? (given as MoEConfigInput) : undefined;
+  }
+  return { nExperts: flags.moeExperts, ...given };
+}
+
+/** --moe-capacity-factor: a number > 0, or 'dropless' (also 0) for no capacity limit. */
+export const parseCapacityFactor = (value: string): number | null => {
+  if (value.trim() === 'dropless' || value.trim() === '0') return null;
+  return parsePositiveNumber(value);
+};
 
 export function summary(r: TrainGPTResult): string {
   const losses = r.valLoss === null ? '' : `train loss ${r.trainLoss!.toFixed(4)}, val loss ${r.valLoss.toFixed(4)}; `;
@@ -171,6 +206,7 @@ export function registerTrain(program: Command, io?: CommandIO): void {
   registerTrainLlama(train, io);
   registerTrainTransformer(train, io);
   registerTrainPaLM(train, io);
+  registerTrainEmbedder(train, io);
   train
     .command('gpt')
     .description('pre-train a GPT on a text file (nanoGPT\'s options; defaults: its CPU shakespeare_char run)')
@@ -197,6 +233,13 @@ export function registerTrain(program: Command, io?: CommandIO): void {
     .option('--gradient-accumulation-steps <n>', `micro-batches per iteration (default: ${d.gradientAccumulationSteps})`, parsePositiveInt)
     .option('--seed <n>', `seed for initialisation, batches and dropout (default: ${d.seed})`, parseNonNegativeInt)
     .option('--bias', 'biases in Linear and LayerNorm layers (default: off, as nanoGPT\'s shakespeare_char)')
+    .option('--moe-experts <n>', 'GPT-MoE: experts per routed FFN (default: none, a dense GPT)', parsePositiveInt)
+    .option('--moe-top-k <n>', 'GPT-MoE: experts per token (default: 2)', parsePositiveInt)
+    .option('--moe-every <n>', 'GPT-MoE: a routed FFN in every n-th block (default: 2, every other)', parsePositiveInt)
+    .option('--moe-expert-hidden <n>', 'GPT-MoE: hidden width of each expert (default: 4·n-embd)', parsePositiveInt)
+    .option('--moe-capacity-factor <x>', "GPT-MoE: training capacity factor, or 'dropless' (default: 1.25; eval is dropless)", parseCapacityFactor)
+    .option('--moe-aux-coef <x>', 'GPT-MoE: load-balancing loss coefficient α (default: 0.01)', parseNonNegativeNumber)
+    .option('--moe-z-coef <x>', 'GPT-MoE: router z-loss coefficient (default: 0.001)', parseNonNegativeNumber)
     .option('--out <dir>', `run directory for checkpoints and metrics.jsonl (default: ${DEFAULT_OUT})`)
     .option('--resume', 'continue the run in --out exactly where its checkpoint left off')
     .option('--json', 'print one JSON line per iteration and per evaluation instead of the progress bar')

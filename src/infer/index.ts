@@ -1,3 +1,13 @@
 export { KVCache, type KVCacheShape } from '../nn/kv-cache.js';
 export { type SamplingOptions, sampleNext, candidateDistribution, argmax, checkSamplingOptions } from '../nn/sampling.js';
 export { generate, type GenerateOptions } from './generate.js';
+export type * from './api.js';
+export { Engine, type EngineOptions } from './engine.js';
+export { loadModel, type LoadedModel, type LoadModelOptions } from './load.js';
+export { PagedKVCache, BLOCK_SIZE } from './paged-kv.js';
+export { registerAdapter, adapterFor } from './adapters/index.js';
+export { RequestSampler } from './sampler.js';
+export { IncrementalDetokenizer } from './detokenize.js';
+export { speculativeGreedy, ngramDrafter, truncatedDraft } from './speculative.js';
+export { createConstraint, tokenVocabulary } from './structured/index.js';
+export { chatTemplateFor, parseToolCalls, ToolCallStreamParser } from './chat/index.js';

@@ -22,6 +22,7 @@ import { Conv1D, Dropout, Embedding, LayerNorm } from '../nn/layers.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
 import type { KVCache } from '../nn/kv-cache.js';
+import { GeluExpert, isMoELayer, mergeStats, type MoEConfig, type MoEConfigInput, type MoEStats, parseMoEConfig, SparseMoE } from '../nn/moe.js';
 import { type GPTConfig, type GPTConfigInput, gptConfigFromHF, gptConfigToHF, parseGPTConfig } from './config.js';
 import { registerFamily } from './registry.js';
 
@@ -237,23 +238,68 @@ export class MLP extends Module {
   }
 }
 
+/**
+ * GPT-MoE's routed FFN: a SparseMoE whose experts are GPT-2 MLPs (c_fc, GELU, c_proj), so block i's
+ * tensors are transformer.h.i.mlp.gate.weight and transformer.h.i.mlp.experts.e.c_{fc,proj}.*.
+ */
+function gptMoEFFN(config: GPTConfig, moe: MoEConfig, generator: Generator): SparseMoE {
+  const { nEmbd: C, bias, nLayer } = config;
+  return new SparseMoE({
+    dim: C,
+    nExperts: moe.nExperts,
+    topK: moe.topK,
+    normalize: moe.normalize,
+    capacityFactor: moe.capacityFactor,
+    evalCapacityFactor: moe.evalCapacityFactor,
+    jitter: moe.jitter,
+    noiseStd: moe.noiseStd,
+    routerStd: 0.02,
+    generator,
+    makeExpert: () =>
+      new GeluExpert(C, moe.expertHidden ?? 4 * C, {
+        bias,
+        activation: config.activation,
+        std: 0.02,
+        projStd: 0.02 / Math.sqrt(2 * nLayer),
+        dropout: config.dropout,
+        generator,
+      }),
+  });
+}
+
+/** What a routed block reports from its last forward: its auxiliary losses. */
+export interface MoEBlockLosses {
+  auxLoss: Tensor;
+  zLoss: Tensor;
+}
+
 export class Block extends Module {
   readonly ln_1: LayerNorm;
   readonly attn: CausalSelfAttention;
   readonly ln_2: LayerNorm;
-  readonly mlp: MLP;
+  readonly mlp: MLP | SparseMoE;
+  /** A routed block's auxiliary losses from its last forward (null for dense blocks). */
+  moeLosses: MoEBlockLosses | null = null;
+  /** A routed block's statistics summed over training forwards since GPT.takeMoEStats(). */
+  moeStats: MoEStats | null = null;
 
-  constructor(config: GPTConfig, generator: Generator) {
+  constructor(config: GPTConfig, generator: Generator, moe: MoEConfig | null = null) {
     super();
     const norm = { eps: config.layerNormEps, bias: config.bias };
     this.ln_1 = this.registerModule('ln_1', new LayerNorm(config.nEmbd, norm));
     this.attn = this.registerModule('attn', new CausalSelfAttention(config, generator));
     this.ln_2 = this.registerModule('ln_2', new LayerNorm(config.nEmbd, norm));
-    this.mlp = this.registerModule('mlp', new MLP(config, generator));
+    this.mlp = this.registerModule('mlp', moe === null ? new MLP(config, generator) : gptMoEFFN(config, moe, generator));
   }
 
   forward(x: Tensor, track: Track = untracked): Tensor {
     const x1 = track(add(x, track(this.attn.forward(track(this.ln_1.forward(x)), track))));
+    if (this.mlp instanceof SparseMoE) {
+      const r = this.mlp.route(this.ln_2.forward(x1));
+      this.moeLosses = { auxLoss: r.auxLoss, zLoss: r.zLoss };
+      if (this.training) this.moeStats = mergeStats(this.moeStats, r.stats);
+      return add(x1, r.output);
+    }
     return track(add(x1, track(this.mlp.forward(track(this.ln_2.forward(x1)), track))));
   }
 
@@ -281,22 +327,31 @@ export class GPTTransformer extends Module {
   readonly h: ModuleList<Block>;
   readonly ln_f: LayerNorm;
 
-  constructor(config: GPTConfig, generator: Generator) {
+  constructor(config: GPTConfig, generator: Generator, moe: MoEConfig | null = null) {
     super();
     this.wte = this.registerModule('wte', new Embedding(config.vocabSize, config.nEmbd, { generator, std: 0.02 }));
     this.wpe = this.registerModule('wpe', new Embedding(config.blockSize, config.nEmbd, { generator, std: 0.02 }));
     this.drop = this.registerModule('drop', new Dropout(config.dropout, generator));
-    this.h = this.registerModule('h', new ModuleList(Array.from({ length: config.nLayer }, () => new Block(config, generator))));
+    const blockMoE = (i: number): MoEConfig | null => (moe !== null && isMoELayer(moe, i) ? moe : null);
+    this.h = this.registerModule('h', new ModuleList(Array.from({ length: config.nLayer }, (_, i) => new Block(config, generator, blockMoE(i)))));
     this.ln_f = this.registerModule('ln_f', new LayerNorm(config.nEmbd, { eps: config.layerNormEps, bias: config.bias }));
   }
 }
 
+/** config.json's weft_moe (GPT-MoE), or null for a dense GPT-2. */
+export function gptMoEConfigFromHF(json: unknown): MoEConfig | null {
+  const raw = (json as { weft_moe?: unknown } | null)?.weft_moe;
+  return raw === undefined || raw === null ? null : parseMoEConfig(raw, 'config.json weft_moe');
+}
+
 /** Names of the bias tensors (present in HF files; absent from a bias=false model). */
-function biasNames(config: GPTConfig): string[] {
+function biasNames(config: GPTConfig, moe: MoEConfig | null = null): string[] {
   const names: string[] = [];
   for (let i = 0; i < config.nLayer; i++) {
     const p = `transformer.h.${i}`;
-    names.push(`${p}.ln_1.bias`, `${p}.attn.c_attn.bias`, `${p}.attn.c_proj.bias`, `${p}.ln_2.bias`, `${p}.mlp.c_fc.bias`, `${p}.mlp.c_proj.bias`);
+    names.push(`${p}.ln_1.bias`, `${p}.attn.c_attn.bias`, `${p}.attn.c_proj.bias`, `${p}.ln_2.bias`);
+    // A routed FFN is Weft's own (no HF GPT-2 counterpart): its biases are simply absent when bias=false.
+    if (moe === null || !isMoELayer(moe, i)) names.push(`${p}.mlp.c_fc.bias`, `${p}.mlp.c_proj.bias`);
   }
   names.push('transformer.ln_f.bias');
   return names;
@@ -317,12 +372,41 @@ function checkIds(ids: Tensor, what: string, vocabSize: number, op: string): voi
 export class GPT extends Module {
   readonly config: GPTConfig;
   readonly transformer: GPTTransformer;
+  /** GPT-MoE: routed FFNs in every `moe.every`-th block (null: a dense GPT). */
+  readonly moe: MoEConfig | null;
 
-  constructor(config: GPTConfigInput, options: GPTOptions = {}) {
+  constructor(config: GPTConfigInput & { moe?: MoEConfigInput | null }, options: GPTOptions = {}) {
     super();
-    this.config = parseGPTConfig(config);
+    const { moe, ...dense } = config;
+    this.config = parseGPTConfig(dense);
+    this.moe = moe === undefined || moe === null ? null : parseMoEConfig(moe, 'GPT moe config');
     const generator = options.generator ?? defaultGenerator;
-    this.transformer = this.registerModule('transformer', new GPTTransformer(this.config, generator));
+    this.transformer = this.registerModule('transformer', new GPTTransformer(this.config, generator, this.moe));
+  }
+
+  /**
+   * Per routed block: load, importance and dropped counts summed over the training forwards since the
+   * last call (then reset). Empty for a dense GPT.
+   */
+  takeMoEStats(): ({ layer: number } & MoEStats)[] {
+    const out: ({ layer: number } & MoEStats)[] = [];
+    this.transformer.h.items.forEach((block, layer) => {
+      if (block.moeStats !== null) out.push({ layer, ...block.moeStats });
+      block.moeStats = null;
+    });
+    return out;
+  }
+
+  /** α·Σ load-balancing + β·Σ z-loss over the routed blocks of the last forward (null for a dense GPT). */
+  moeAuxiliaryLoss(): Tensor | null {
+    if (this.moe === null) return null;
+    let total: Tensor | null = null;
+    for (const block of this.transformer.h) {
+      if (block.moeLosses === null) continue;
+      const term = add(mul(block.moeLosses.auxLoss, this.moe.auxLossCoef), mul(block.moeLosses.zLoss, this.moe.zLossCoef));
+      total = total === null ? term : add(total, term);
+    }
+    return total;
   }
 
   /** Intermediates of the last forward, handed back to the memory pool by the next one. */
@@ -377,7 +461,10 @@ export class GPT extends Module {
     let x = track(tr.drop.forward(track(add(track(tr.wte.forward(ids)), tr.wpe.weight.narrow(0, 0, T)))));
     for (const block of tr.h) x = block.forward(x, track);
     const logits = linear(track(tr.ln_f.forward(x)), tr.wte.weight);
-    const loss = targets === undefined ? null : crossEntropy(logits, targets, { ignoreIndex: IGNORE_INDEX });
+    const ce = targets === undefined ? null : crossEntropy(logits, targets, { ignoreIndex: IGNORE_INDEX });
+    // GPT-MoE trains on CE + its routers' auxiliary losses; evaluation reports CE alone (comparable to a dense GPT).
+    const aux = ce !== null && this.training ? this.moeAuxiliaryLoss() : null;
+    const loss = ce !== null && aux !== null ? add(ce, aux) : ce;
     return { logits, loss };
   }
 
@@ -438,7 +525,7 @@ export class GPT extends Module {
     const sd = new Map(this.stateDict());
     if (!this.config.bias) {
       const C = this.config.nEmbd;
-      for (const name of biasNames(this.config)) {
+      for (const name of biasNames(this.config, this.moe)) {
         const width = name.endsWith('c_attn.bias') ? 3 * C : name.endsWith('c_fc.bias') ? 4 * C : C;
         sd.set(name, Tensor.zeros([width]));
       }
@@ -450,7 +537,9 @@ export class GPT extends Module {
   async savePretrained(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
     await saveSafetensors(join(dir, 'model.safetensors'), this.hfStateDict(), { format: 'pt' });
-    await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(gptConfigToHF(this.config), null, 2) + '\n');
+    // GPT-MoE is Weft's own: config.json says so (weft_moe, architectures) so nothing loads it as a dense GPT-2.
+    const hf = this.moe === null ? gptConfigToHF(this.config) : { ...gptConfigToHF(this.config), architectures: ['WeftGPTMoEForCausalLM'], weft_moe: this.moe };
+    await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(hf, null, 2) + '\n');
     await writeFileAtomic(join(dir, 'generation_config.json'), JSON.stringify({ _from_model_config: true }, null, 2) + '\n');
   }
 
@@ -471,7 +560,7 @@ export class GPT extends Module {
     } catch (e) {
       throw new Error(`GPT.fromPretrained: ${join(dir, 'config.json')} is not valid JSON: ${(e as Error).message}`);
     }
-    const config = gptConfigFromHF(json);
+    const config = { ...gptConfigFromHF(json), moe: gptMoEConfigFromHF(json) };
     const { tensors } = await loadModelWeights(dir);
     const model = new GPT(config, options);
     model.loadHFTensors(tensors, join(dir, 'model.safetensors'));
@@ -487,7 +576,7 @@ export class GPT extends Module {
     for (const [k, t] of input) tensors.set(prefixed || k === 'lm_head.weight' ? k : `transformer.${k}`, t);
 
     const own = this.stateDict();
-    const biases = new Set(this.config.bias ? [] : biasNames(this.config));
+    const biases = new Set(this.config.bias ? [] : biasNames(this.config, this.moe));
     const problems: string[] = [];
     const missing = [...own.keys()].filter((k) => !tensors.has(k));
     if (missing.length > 0) problems.push(`missing tensors: ${missing.join(', ')}`);

@@ -14,3 +14,4 @@ export { T5ForConditionalGeneration, T5Attention, T5Block, T5Stack, T5_IGNORE_IN
 export { Llama, LlamaConfigSchema, parseLlamaConfig, llamaConfigFromHF, llamaConfigToHF, type LlamaConfig, type LlamaConfigInput } from './llama.js';
 export { Transformer, parseTransformerConfig, sinusoidalEncoding, loadChecked, type TransformerConfig, type TransformerConfigInput } from './transformer.js';
 export { PaLM, parsePaLMConfig, ropeTables, applyRope, type PaLMConfig, type PaLMConfigInput } from './palm.js';
+export { Mixtral, MixtralDecoderLayer, mixtralConfigFromHF, mixtralConfigToHF, parseMixtralConfig, type MixtralConfig } from './mixtral.js';

@@ -562,7 +562,8 @@ export class Llama extends Module {
   }
 
   private head(h: Tensor): Tensor {
-    return linear(h, this.lm_head === null ? this.model.embed_tokens.weight : this.lm_head.weight);
+    // Through lm_head's own forward when it exists, so a swapped-in layer (quantized, LoRA) takes part.
+    return this.lm_head === null ? linear(h, this.model.embed_tokens.weight) : this.lm_head.forward(h);
   }
 
   /** ids [B, T] → logits [B, T, V]; with targets [B, T] also the mean cross-entropy (−1 ignored). */

@@ -62,14 +62,12 @@ export class Module {
 
   /** The module registered under the dotted path `path` ('' is this module). */
   getModule(path: string): Module {
-    let m: Module = this;
-    if (path === '') return m;
-    for (const part of path.split('.')) {
+    if (path === '') return this;
+    return path.split('.').reduce<Module>((m, part) => {
       const next = m.children.get(part);
       if (next === undefined) throw new Error(`getModule: no module '${path}' (stopped at '${part}')`);
-      m = next;
-    }
-    return m;
+      return next;
+    }, this);
   }
 
   /** Hook for containers that index their children elsewhere too (ModuleList). */

@@ -13,9 +13,11 @@ import type { Tokenizer } from '../data/tokenizer.js';
 import { gptConfigFromHF } from '../models/config.js';
 import { GPT } from '../models/gpt.js';
 import { Generator } from '../tensor/random.js';
+import { coefficientOfVariation, type MoEConfigInput, parseMoEConfig, SparseMoE } from '../nn/moe.js';
+import { noGrad } from '../tensor/autograd.js';
 import { hasCheckpoint, loadTrainerState, TOKENIZER_FILE } from './checkpoint.js';
 import { parseTrainConfig, type TrainConfig, type TrainConfigInput, UsageError, definedOnly } from './config.js';
-import { type OutputStream, ProgressReporter } from './progress.js';
+import { type IterationRecord, type OutputStream, type ProgressOptions, ProgressReporter } from './progress.js';
 import { Trainer, type TrainResult } from './trainer.js';
 
 /** The model's shape; defaults are nanoGPT's CPU shakespeare_char run (no biases unless asked). */
@@ -30,6 +32,8 @@ export interface GPTShape {
 export const DEFAULT_GPT_SHAPE: GPTShape = { nLayer: 4, nHead: 4, nEmbd: 128, dropout: 0, bias: false };
 
 export interface TrainGPTOptions {
+  /** GPT-MoE: routed FFN layers (absent: a dense GPT). On resume, given fields must agree with the checkpoint. */
+  moe?: MoEConfigInput;
   /** Training settings. On resume, the checkpoint's settings with these (given) fields overriding them. */
   config: Partial<TrainConfigInput>;
   /** Model shape. On resume it must agree with the checkpoint where given. */
@@ -84,6 +88,7 @@ export async function trainGPT(options: TrainGPTOptions): Promise<TrainGPTResult
     tokenizer = tokenizerFromSavedJSON(JSON.parse(readFileSync(join(outDir, TOKENIZER_FILE), 'utf8')));
     if (!isShardDir(config.data)) text = readText(config.data, options.config.data === undefined ? ' (the path saved in the checkpoint; pass --data to point at the training text)' : '');
     model = await GPT.fromPretrained(outDir, { generator: modelGenerator });
+    checkResumedMoE(model, options.moe);
     note(`resuming ${outDir} at iteration ${state.iter} (max iters ${config.maxIters})`);
   } else {
     if (options.config.data === undefined) throw new UsageError('--data: required; pass a UTF-8 text file, e.g. --data data/tinyshakespeare.txt');
@@ -100,7 +105,8 @@ export async function trainGPT(options: TrainGPTOptions): Promise<TrainGPTResult
     }
     if (!(shape.dropout >= 0 && shape.dropout < 1)) throw new UsageError(`--dropout must be in [0, 1), got ${shape.dropout}`);
     modelGenerator.manualSeed(config.seed);
-    model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize: config.blockSize, ...shape }, { generator: modelGenerator });
+    const moe = options.moe === undefined ? null : moeOrUsageError(options.moe);
+    model = new GPT({ vocabSize: tokenizer.vocabSize, blockSize: config.blockSize, ...shape, moe }, { generator: modelGenerator });
     if (hasCheckpoint(outDir)) note(`note: ${outDir} holds a checkpoint; this new run replaces it at its first save (pass --resume to continue it instead)`);
   }
 
@@ -132,7 +138,16 @@ export async function trainGPT(options: TrainGPTOptions): Promise<TrainGPTResult
   );
   note(`data: ${config.data}: ${splitTokens('train').toLocaleString('en-US')} train / ${splitTokens('val').toLocaleString('en-US')} val tokens${text === null ? ' (token shards)' : ''}; run dir ${outDir}`);
 
-  const progress = new ProgressReporter({ out: stdout, err: stderr, json, maxIters: config.maxIters, logInterval: config.logInterval });
+  if (model.moe !== null) {
+    const m = model.moe;
+    const routed = model.transformer.h.items.filter((b) => b.mlp instanceof SparseMoE).length;
+    note(
+      `MoE: ${m.nExperts} experts, top-${m.topK}, in ${routed} of ${c.nLayer} blocks (every ${m.every}); capacity factor ${m.capacityFactor ?? 'dropless'}, ` +
+        `aux ${m.auxLossCoef}, z ${m.zLossCoef}; ${(activeParameters(model) / 1e6).toFixed(2)}M parameters active per token`,
+    );
+  }
+  const progressOptions: ProgressOptions = { out: stdout, err: stderr, json, maxIters: config.maxIters, logInterval: config.logInterval };
+  const progress = model.moe === null ? new ProgressReporter(progressOptions) : new MoEProgressReporter(progressOptions, model);
   const trainer = new Trainer({ model, tokenizer, dataset, config, outDir, generators: { model: modelGenerator }, progress, resume });
   const result = await trainer.run();
   return { ...result, outDir, config, numParameters: model.numParameters(), wallSeconds: (performance.now() - started) / 1000 };
@@ -152,3 +167,63 @@ function flag(key: string): string {
   return `--${key.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`;
 }
 
+
+/** A MoE config from flags, its validation error turned into a usage error that names the flags. */
+function moeOrUsageError(input: MoEConfigInput): ReturnType<typeof parseMoEConfig> {
+  try {
+    return parseMoEConfig(input, 'the --moe-* flags');
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+function checkResumedMoE(model: GPT, given: MoEConfigInput | undefined): void {
+  if (given === undefined) return;
+  const saved = model.moe as Record<string, unknown> | null;
+  if (saved === null) throw new UsageError('--moe-*: the checkpoint is a dense GPT; a resumed run keeps its model (drop the --moe-* flags or start a new run)');
+  for (const [key, value] of Object.entries(definedOnly(given as Record<string, unknown>))) {
+    if (saved[key] !== value) {
+      throw new UsageError(`MoE ${key} ${String(value)} differs from the checkpoint's ${String(saved[key])}: a resumed run keeps its model; drop that flag`);
+    }
+  }
+}
+
+/** Parameters one token uses: all, minus the (nExperts − topK) experts it skips in every routed block. */
+export function activeParameters(model: GPT): number {
+  let inactive = 0;
+  for (const block of model.transformer.h) {
+    if (model.moe === null || !(block.mlp instanceof SparseMoE)) continue;
+    const perExpert = block.mlp.experts.items[0]!.numParameters();
+    inactive += (model.moe.nExperts - model.moe.topK) * perExpert;
+  }
+  return model.numParameters() - inactive;
+}
+
+/**
+ * Adds GPT-MoE's routing statistics to each iteration record (per routed block: expert load, importance,
+ * dropped assignments, the load's coefficient of variation; the last step's auxiliary losses), so that
+ * `--json` output and metrics.jsonl carry them.
+ */
+class MoEProgressReporter extends ProgressReporter {
+  constructor(
+    options: ProgressOptions,
+    private readonly model: GPT,
+  ) {
+    super(options);
+  }
+
+  override iteration(r: IterationRecord): void {
+    const layers = this.model.takeMoEStats().map((s) => ({
+      layer: s.layer,
+      load: s.load,
+      importance: s.importance.map((v) => Math.round(v * 1000) / 1000),
+      dropped: s.dropped,
+      load_cv: Math.round(coefficientOfVariation(s.load) * 1e4) / 1e4,
+      capacity: s.capacity,
+    }));
+    const aux = noGrad(() => this.model.moeAuxiliaryLoss());
+    if (layers.length > 0) Object.assign(r, { moe: { layers, aux_loss: aux === null ? null : aux.item() } });
+    aux?.dispose();
+    super.iteration(r);
+  }
+}

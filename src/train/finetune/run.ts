@@ -1,8 +1,8 @@
 /**
  * `weft finetune` end to end: load a pre-trained model directory, apply a method (full, freeze:N,
- * prompt:P, prefix:P, lora:R), train a task (classify, sft, dpo) with the shared loop, evaluate,
- * and save what the method produced — a full model, a PEFT adapter, or a prompt — next to a
- * finetune.json that `weft predict` reads back.
+ * prompt:P, prefix:P, lora:R), train a task (classify, tokens, qa, seq2seq, sft, dpo) with the
+ * shared loop, evaluate, and save what the method produced — a full model, a PEFT adapter, or a
+ * prompt, plus a task head — next to a finetune.json that `weft predict` reads back.
  */
 import { existsSync, statSync } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir } from 'node:fs/promises';
@@ -19,15 +19,18 @@ import { loadTokenizer } from '../../tokenizers/load.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { accuracy, f1Score } from '../../eval/metrics/index.js';
 import { embeddingLM } from '../peft/embedding-lm.js';
-import { injectLora, loadLoraAdapter, saveLoraAdapter, trainableParameters } from '../peft/lora.js';
+import { injectLora, loadLoraAdapter, saveLoraAdapter } from '../peft/lora.js';
 import { PromptEmbedding, loadPromptAdapter, savePromptAdapter } from '../peft/prompt-tuning.js';
 import { PrefixEncoder, injectPrefix } from '../peft/prefix-tuning.js';
 import { DEFAULT_TEMPLATE, SequenceClassifier, type ClassifierMode } from './classify.js';
 import { DEFAULT_SFT_TEMPLATE, type LabelledSequence, causalBatch, dpoLoss, sequenceLogProbs, sftExample, sftLoss } from './causal.js';
 import { type DataRecord, field, loadRecords } from './data.js';
 import { type EpochRecord, freezeBelow, parameterGroups, runFinetuneLoop } from './loop.js';
+import { DEFAULT_TOKENS_FIELDS, type TaskSetup, type TokensFields, Tagger, TokenClassifier, setupTokensTask } from './tokens.js';
+import { DEFAULT_QA_FIELDS, type QAExample, type QAFields, QuestionAnswering, Reader, setupQATask } from './qa.js';
+import { DEFAULT_SEQ2SEQ_FIELDS, type Seq2SeqFields, asT5, encodeWithEos, generateTargets, setupSeq2SeqTask } from './seq2seq.js';
 
-export type FinetuneTask = 'classify' | 'sft' | 'dpo';
+export type FinetuneTask = 'classify' | 'tokens' | 'qa' | 'seq2seq' | 'sft' | 'dpo';
 export type FinetuneMethod = { kind: 'full' } | { kind: 'freeze'; layers: number } | { kind: 'prompt'; tokens: number } | { kind: 'prefix'; tokens: number } | { kind: 'lora'; rank: number };
 
 export function parseMethod(s: string): FinetuneMethod {
@@ -76,6 +79,20 @@ export interface FinetuneOptions {
   loraDropout?: number;
   loraTargets?: string[];
   beta?: number;
+  /** tokens: word-list and tag-list fields (or textField + `entities`). */
+  tokensField?: string;
+  tagsField?: string;
+  /** qa: fields of the question, the context and a flat answer (SQuAD's `answers` is read too). */
+  questionField?: string;
+  contextField?: string;
+  answerField?: string;
+  /** qa: longest answer in tokens (default 30) and tokens shared by context windows (default 128). */
+  maxAnswerLength?: number;
+  docStride?: number;
+  /** seq2seq: source and target fields, and the target length (default: maxLength). */
+  sourceField?: string;
+  targetField?: string;
+  maxTargetLength?: number;
   onEpoch?: (r: EpochRecord) => void;
   onStep?: (step: number, total: number, loss: number) => void;
 }
@@ -103,6 +120,13 @@ export interface FinetuneManifest {
   maxLength: number;
   template?: string;
   loraAlpha?: number;
+  /** tokens / qa / seq2seq: the field names training used (predict reads the same ones). */
+  tokensFields?: TokensFields;
+  qaFields?: QAFields;
+  seq2seqFields?: Seq2SeqFields;
+  maxAnswerLength?: number;
+  docStride?: number;
+  maxTargetLength?: number;
   result: Omit<FinetuneResult, 'history'>;
 }
 
@@ -157,19 +181,25 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const g = new Generator(seed + 1);
   // Freeze everything first for the parameter-efficient methods; they unfreeze what they add.
   const m = o.method;
+  const headTask = o.task === 'tokens' || o.task === 'qa' || o.task === 'seq2seq';
+  if (headTask && (m.kind === 'prompt' || m.kind === 'prefix')) throw new Error(`--task ${o.task} supports --method full, freeze:N and lora:R (not ${methodName(m)})`);
+  if (o.task === 'seq2seq') asT5(model, '--task seq2seq');
+  // T5's shared embedding is named neither like GPT's nor BERT's: freeze:N freezes it explicitly.
+  if (o.task === 'seq2seq' && m.kind === 'freeze') for (const [name, p] of model.namedParameters()) if (name === 'shared.weight') p.requiresGrad = false;
   if (m.kind === 'prompt' || m.kind === 'prefix' || m.kind === 'lora') for (const p of model.parameters()) p.requiresGrad = false;
   if (m.kind === 'freeze') freezeBelow(model.namedParameters(), m.layers);
   let prefix: PrefixEncoder | null = null;
   if (m.kind === 'prefix') prefix = injectPrefix(model, m.tokens, g);
   const loraAlpha = o.loraAlpha ?? (m.kind === 'lora' ? 2 * m.rank : 0);
   if (m.kind === 'lora') {
-    injectLora(model, { r: m.rank, loraAlpha, loraDropout: o.loraDropout ?? 0.05, targetModules: o.loraTargets ?? defaultLoraTargets(model), taskType: o.task === 'classify' ? 'SEQ_CLS' : 'CAUSAL_LM' }, { generator: g });
+    injectLora(model, { r: m.rank, loraAlpha, loraDropout: o.loraDropout ?? 0.05, targetModules: o.loraTargets ?? defaultLoraTargets(model), taskType: LORA_TASK_TYPES[o.task] }, { generator: g });
   }
-  const lm = embeddingLM(model);
+  // T5 is not an embeddings-in LM; seq2seq never needs that view (prompt/prefix are refused above).
+  const lm = o.task === 'seq2seq' ? null : embeddingLM(model);
   let prompt: PromptEmbedding | null = null;
   if (m.kind === 'prompt') {
-    prompt = new PromptEmbedding(m.tokens, lm.hiddenSize, { generator: g });
-    prompt.initialise({ kind: 'vocab' }, lm.wordEmbeddings, g);
+    prompt = new PromptEmbedding(m.tokens, lm!.hiddenSize, { generator: g });
+    prompt.initialise({ kind: 'vocab' }, lm!.wordEmbeddings, g);
   }
 
   const manifest: Partial<FinetuneManifest> = { task: o.task, method: methodName(m), base: resolve(o.model), maxLength, loraAlpha };
@@ -218,8 +248,31 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
       const macroF1 = f1Score(pred, evalLabels, { average: 'macro' });
       return { metric: acc, metrics: { accuracy: acc, f1: macroF1 } };
     };
+  } else if (headTask) {
+    const common = { train: trainRecords, eval: evalRecords, trainSource: o.train, evalSource: o.eval };
+    let setup: TaskSetup;
+    if (o.task === 'tokens') {
+      const fields: TokensFields = { tokens: o.tokensField ?? DEFAULT_TOKENS_FIELDS.tokens, tags: o.tagsField ?? DEFAULT_TOKENS_FIELDS.tags, text: o.textField ?? DEFAULT_TOKENS_FIELDS.text };
+      const t = setupTokensTask(model, tokenizer, { ...common, fields, maxLength, generator: g });
+      manifest.labels = [...t.tagger.labels];
+      manifest.tokensFields = fields;
+      setup = t;
+    } else if (o.task === 'qa') {
+      const fields: QAFields = { question: o.questionField ?? DEFAULT_QA_FIELDS.question, context: o.contextField ?? DEFAULT_QA_FIELDS.context, answer: o.answerField ?? DEFAULT_QA_FIELDS.answer, answerStart: DEFAULT_QA_FIELDS.answerStart };
+      const options = { maxLength, docStride: o.docStride ?? 128, maxAnswerLength: o.maxAnswerLength ?? 30 };
+      setup = setupQATask(model, tokenizer, { ...common, fields, options, generator: g });
+      Object.assign(manifest, { qaFields: fields, docStride: options.docStride, maxAnswerLength: options.maxAnswerLength });
+    } else {
+      const fields: Seq2SeqFields = { source: o.sourceField ?? DEFAULT_SEQ2SEQ_FIELDS.source, target: o.targetField ?? DEFAULT_SEQ2SEQ_FIELDS.target };
+      const maxTargetLength = o.maxTargetLength ?? maxLength;
+      setup = setupSeq2SeqTask(asT5(model, '--task seq2seq'), tokenizer, { ...common, fields, maxLength, maxTargetLength, batchSize });
+      Object.assign(manifest, { seq2seqFields: fields, maxTargetLength });
+    }
+    trainRoot = setup.root;
+    lossOf = setup.lossOf;
+    evaluate = setup.evaluate;
   } else {
-    if (lm.kind !== 'causal') throw new Error(`--task ${o.task} needs a causal LM (GPT, LLaMA); ${o.model} is a masked LM`);
+    if (lm === null || lm.kind !== 'causal') throw new Error(`--task ${o.task} needs a causal LM (GPT, LLaMA); ${o.model} is a masked LM`);
     const promptField = o.promptField ?? 'prompt';
     const template = o.template ?? DEFAULT_SFT_TEMPLATE;
     manifest.template = template;
@@ -291,23 +344,28 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
     onEpoch: o.onEpoch,
     onStep: o.onStep,
   });
+  // Totals over the model plus what the method added (head, prompt, prefix, LoRA), each tensor once.
+  const all = new Set<Tensor>([...model.parameters(), ...named.map(([, p]) => p)]);
   let trainable = 0;
-  for (const [, p] of named) if (p.requiresGrad) trainable += p.numel;
-  const { total } = trainableParameters(model);
+  let total = 0;
+  for (const p of all) {
+    total += p.numel;
+    if (p.requiresGrad) trainable += p.numel;
+  }
 
   // Save what the method produced.
   await mkdir(o.out, { recursive: true });
   let savedBytes = 0;
-  const head = trainRoot instanceof SequenceClassifier && trainRoot.classifier !== null ? trainRoot.classifier : null;
+  const head = trainRoot instanceof SequenceClassifier || trainRoot instanceof TokenClassifier ? trainRoot.classifier : trainRoot instanceof QuestionAnswering ? trainRoot.qa_outputs : null;
   if (head !== null) {
-    await saveSafetensors(join(o.out, 'head.safetensors'), new Map(head.namedParameters('classifier')), { format: 'pt' });
+    await saveSafetensors(join(o.out, 'head.safetensors'), new Map(head.namedParameters(trainRoot instanceof QuestionAnswering ? 'qa_outputs' : 'classifier')), { format: 'pt' });
     savedBytes += statSync(join(o.out, 'head.safetensors')).size;
   }
   if (m.kind === 'lora') {
     await saveLoraAdapter(model, join(o.out, 'adapter'), { baseModel: resolve(o.model) });
     savedBytes += await dirBytes(join(o.out, 'adapter'));
   } else if (m.kind === 'prompt') {
-    await savePromptAdapter(prompt!, join(o.out, 'adapter'), { baseModel: resolve(o.model), taskType: o.task === 'classify' ? 'SEQ_CLS' : 'CAUSAL_LM' });
+    await savePromptAdapter(prompt!, join(o.out, 'adapter'), { baseModel: resolve(o.model), taskType: LORA_TASK_TYPES[o.task] });
     savedBytes += await dirBytes(join(o.out, 'adapter'));
   } else if (m.kind === 'prefix') {
     await saveSafetensors(join(o.out, 'prefix.safetensors'), new Map(prefix!.namedParameters()), { format: 'pt', num_virtual_tokens: String(prefix!.numVirtualTokens) });
@@ -341,8 +399,26 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
   return result;
 }
 
-/** Rebuilds a fine-tuned classifier from `weft finetune`'s output directory and predicts labels. */
-export async function loadFinetuned(outDir: string): Promise<{ manifest: FinetuneManifest; classify?: (texts: string[]) => string[]; model: Module; tokenizer: Tokenizer }> {
+/** PEFT's task_type per task (recorded in adapter_config.json). */
+const LORA_TASK_TYPES: Record<FinetuneTask, string> = { classify: 'SEQ_CLS', tokens: 'TOKEN_CLS', qa: 'QUESTION_ANS', seq2seq: 'SEQ_2_SEQ_LM', sft: 'CAUSAL_LM', dpo: 'CAUSAL_LM' };
+
+/** A fine-tuned model rebuilt from `weft finetune`'s output, with the predictor its task needs. */
+export interface Finetuned {
+  manifest: FinetuneManifest;
+  model: Module;
+  tokenizer: Tokenizer;
+  /** classify: a label per text. */
+  classify?: (texts: string[]) => string[];
+  /** tokens: a tag per word of each sentence. */
+  tag?: (sentences: string[][]) => string[][];
+  /** qa: the answer span of each (question, context). */
+  answer?: (examples: { question: string; context: string }[]) => string[];
+  /** seq2seq: the greedy-decoded target of each source. */
+  generate?: (sources: string[], maxNewTokens?: number) => string[];
+}
+
+/** Rebuilds a fine-tuned model from `weft finetune`'s output directory and its predictor. */
+export async function loadFinetuned(outDir: string): Promise<Finetuned> {
   const path = join(outDir, 'finetune.json');
   if (!existsSync(path)) throw new Error(`${outDir}: no finetune.json; pass the --out directory of weft finetune`);
   const manifest = JSON.parse(await readFile(path, 'utf8')) as FinetuneManifest;
@@ -359,6 +435,36 @@ export async function loadFinetuned(outDir: string): Promise<{ manifest: Finetun
     prefix.loadStateDict(file.tensors);
   }
   model.eval();
+  const loadHead = async (head: Module, prefix: string): Promise<void> => {
+    const file = await loadSafetensors(join(outDir, 'head.safetensors'));
+    head.loadStateDict(new Map([...file.tensors].map(([k, t]) => [k.replace(new RegExp(`^${prefix}\\.`), ''), t])));
+  };
+  if (manifest.task === 'tokens') {
+    const clf = new TokenClassifier(model, tokenizer, manifest.labels!.length);
+    await loadHead(clf.classifier, 'classifier');
+    clf.eval();
+    const tagger = new Tagger(clf, tokenizer, manifest.labels!, manifest.maxLength);
+    return { manifest, model, tokenizer, tag: (sentences) => noGrad(() => tagger.tag(sentences)) };
+  }
+  if (manifest.task === 'qa') {
+    const qa = new QuestionAnswering(model, tokenizer);
+    await loadHead(qa.qa_outputs, 'qa_outputs');
+    qa.eval();
+    const reader = new Reader(qa, tokenizer, { maxLength: manifest.maxLength, docStride: manifest.docStride ?? 128, maxAnswerLength: manifest.maxAnswerLength ?? 30 });
+    return { manifest, model, tokenizer, answer: (examples) => reader.answer(examples.map((e): QAExample => ({ ...e, answers: [] }))) };
+  }
+  if (manifest.task === 'seq2seq') {
+    const t5 = asT5(model, 'seq2seq predict');
+    const eos = t5.config.eosTokenId;
+    const generate = (sources: string[], maxNewTokens?: number): string[] =>
+      generateTargets(
+        t5,
+        tokenizer,
+        sources.map((s) => encodeWithEos(tokenizer, s, eos, manifest.maxLength)),
+        maxNewTokens ?? manifest.maxTargetLength ?? manifest.maxLength,
+      );
+    return { manifest, model, tokenizer, generate };
+  }
   if (manifest.task !== 'classify') return { manifest, model, tokenizer };
   const labels = manifest.labels!;
   const clf = new SequenceClassifier(model, tokenizer, labels.length, manifest.mode!);
