@@ -28,7 +28,7 @@ export function registerFinetuneBench(bench: Command): void {
     .option('--bert <dir>', 'a pre-trained BERT directory (weft train bert)')
     .option('--gpt <dir>', 'a pre-trained GPT directory (weft train gpt)')
     .option('--data <file>', 'SST-2 TSV (sentence, label)', '../shared/data/bench/sst2/dev.tsv')
-    .option('--methods <list>', 'methods to run', 'full,freeze:2,prompt:16,prefix:8,lora:8,scratch')
+    .option('--methods <list>', 'methods to run (dapt: domain-adaptive pre-training on the training sentences, then full)', 'full,freeze:2,prompt:16,prefix:8,lora:8,scratch,dapt')
     .option('--epochs <n>', 'epochs per run', '4')
     .option('--json', 'one JSON object per line')
     .action(async (o: { bert?: string; gpt?: string; data: string; methods: string; epochs: string; json?: boolean }) => {
@@ -48,9 +48,18 @@ export function registerFinetuneBench(bench: Command): void {
         for (const [name, modelDir] of models) {
           for (const spec of o.methods.split(',')) {
             const scratch = spec === 'scratch';
-            const method = parseMethod(scratch ? 'full' : spec);
+            const dapt = spec === 'dapt';
+            const method = parseMethod(scratch || dapt ? 'full' : spec);
+            let base = modelDir;
+            let domain = '';
+            if (dapt) {
+              // Continue pre-training on the task's own (unlabelled) training sentences, then fine-tune.
+              const adapted = await runFinetune({ model: modelDir, task: 'lm', train: join(dir, 'train.tsv'), eval: join(dir, 'test.tsv'), method, out: join(dir, `${name}-dapt-lm`), epochs: Number(o.epochs), textField: 'sentence', maxLength: 64, lr: 3e-4 });
+              base = join(dir, `${name}-dapt-lm`, 'model');
+              domain = `; domain perplexity ${adapted.initialMetrics!.perplexity!.toFixed(1)} → ${adapted.metrics.perplexity!.toFixed(1)}`;
+            }
             const r: FinetuneResult = await runFinetune({
-              model: modelDir,
+              model: base,
               task: 'classify',
               train: join(dir, 'train.tsv'),
               eval: join(dir, 'test.tsv'),
@@ -60,7 +69,7 @@ export function registerFinetuneBench(bench: Command): void {
               scratch,
               maxLength: 64,
             });
-            const row: Row = { model: name, method: spec, accuracy: r.metrics.accuracy!, trainable: r.trainable, total: r.total, seconds: r.seconds, savedBytes: r.savedBytes };
+            const row: Row = { model: name, method: spec + domain, accuracy: r.metrics.accuracy!, trainable: r.trainable, total: r.total, seconds: r.seconds, savedBytes: r.savedBytes };
             rows.push(row);
             if (o.json === true) process.stdout.write(`${JSON.stringify(row)}\n`);
             else note(`${name} ${spec}: accuracy ${row.accuracy.toFixed(3)}, trainable ${row.trainable} (${((100 * row.trainable) / row.total).toFixed(2)}%), ${row.seconds.toFixed(0)} s, saved ${(row.savedBytes / 1024).toFixed(0)} KiB`);

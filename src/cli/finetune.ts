@@ -57,7 +57,7 @@ interface FinetuneFlags {
   json?: boolean;
 }
 
-const TASKS = ['classify', 'tokens', 'qa', 'seq2seq', 'sft', 'dpo'] as const;
+const TASKS = ['classify', 'tokens', 'qa', 'seq2seq', 'sft', 'dpo', 'lm'] as const;
 
 export function registerFinetune(program: Command, io?: CommandIO): void {
   program
@@ -77,7 +77,7 @@ export function registerFinetune(program: Command, io?: CommandIO): void {
     .option('--patience <n>', 'early stopping: epochs without improvement before stopping', parsePositiveInt)
     .option('--layer-decay <d>', 'layer-wise learning-rate decay factor in (0, 1]', parseUnitInterval)
     .option('--scratch', 'start from random weights (the from-scratch baseline)')
-    .option('--text-field <name>', 'classify: text field (default: sentence); tokens: text field of {text, entities} records (default: text)')
+    .option('--text-field <name>', 'classify: text field (default: sentence); tokens: text field of {text, entities} records (default: text); lm: domain text field (default: text)')
     .option('--tokens-field <name>', 'tokens: field holding the words (default: tokens)')
     .option('--tags-field <name>', 'tokens: field holding one BIO tag per word (default: tags)')
     .option('--question-field <name>', 'qa: question field (default: question)')

@@ -26,11 +26,12 @@ import { DEFAULT_TEMPLATE, SequenceClassifier, type ClassifierMode } from './cla
 import { DEFAULT_SFT_TEMPLATE, type LabelledSequence, causalBatch, dpoLoss, sequenceLogProbs, sftExample, sftLoss } from './causal.js';
 import { type DataRecord, field, loadRecords } from './data.js';
 import { type EpochRecord, freezeBelow, parameterGroups, runFinetuneLoop } from './loop.js';
+import { setupDomainTask } from './domain.js';
 import { DEFAULT_TOKENS_FIELDS, type TaskSetup, type TokensFields, Tagger, TokenClassifier, setupTokensTask } from './tokens.js';
 import { DEFAULT_QA_FIELDS, type QAExample, type QAFields, QuestionAnswering, Reader, setupQATask } from './qa.js';
 import { DEFAULT_SEQ2SEQ_FIELDS, type Seq2SeqFields, asT5, encodeWithEos, generateTargets, setupSeq2SeqTask } from './seq2seq.js';
 
-export type FinetuneTask = 'classify' | 'tokens' | 'qa' | 'seq2seq' | 'sft' | 'dpo';
+export type FinetuneTask = 'classify' | 'tokens' | 'qa' | 'seq2seq' | 'sft' | 'dpo' | 'lm';
 export type FinetuneMethod = { kind: 'full' } | { kind: 'freeze'; layers: number } | { kind: 'prompt'; tokens: number } | { kind: 'prefix'; tokens: number } | { kind: 'lora'; rank: number };
 
 export function parseMethod(s: string): FinetuneMethod {
@@ -108,6 +109,8 @@ export interface FinetuneResult {
   savedBytes: number;
   seconds: number;
   history: EpochRecord[];
+  /** --task lm: the held-out metrics before training. */
+  initialMetrics?: Record<string, number>;
 }
 
 /** What finetune.json records, so predict can rebuild the model. */
@@ -206,6 +209,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
   let trainRoot: Module = model;
   let lossOf: (batch: DataRecord[]) => Tensor;
   let evaluate: () => { metric: number; metrics: Record<string, number> };
+  let initialMetrics: Record<string, number> | undefined;
   const batchSize = o.batchSize ?? 16;
 
   if (o.task === 'classify') {
@@ -271,6 +275,15 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
     trainRoot = setup.root;
     lossOf = setup.lossOf;
     evaluate = setup.evaluate;
+  } else if (o.task === 'lm') {
+    if (lm === null) throw new Error('--task lm (domain-adaptive pre-training) supports GPT, LLaMA and BERT models');
+    if (prompt !== null || prefix !== null) throw new Error('--task lm continues pre-training: use full, freeze:N or lora:R');
+    const domain = setupDomainTask(lm, tokenizer, { train: trainRecords, eval: evalRecords, trainSource: o.train, evalSource: o.eval, textField: o.textField ?? 'text', maxLength, batchSize, seed });
+    lossOf = domain.lossOf;
+    evaluate = domain.evaluate;
+    // The domain perplexity before adaptation, to show what the continued pre-training bought.
+    model.eval();
+    initialMetrics = noGrad(() => domain.evaluate().metrics);
   } else {
     if (lm === null || lm.kind !== 'causal') throw new Error(`--task ${o.task} needs a causal LM (GPT, LLaMA); ${o.model} is a masked LM`);
     const promptField = o.promptField ?? 'prompt';
@@ -392,6 +405,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
     savedBytes,
     seconds: loop.seconds,
     history: loop.history,
+    ...(initialMetrics === undefined ? {} : { initialMetrics }),
   };
   const { history: _h, ...summary } = result;
   void _h;
@@ -400,7 +414,7 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
 }
 
 /** PEFT's task_type per task (recorded in adapter_config.json). */
-const LORA_TASK_TYPES: Record<FinetuneTask, string> = { classify: 'SEQ_CLS', tokens: 'TOKEN_CLS', qa: 'QUESTION_ANS', seq2seq: 'SEQ_2_SEQ_LM', sft: 'CAUSAL_LM', dpo: 'CAUSAL_LM' };
+const LORA_TASK_TYPES: Record<FinetuneTask, string> = { classify: 'SEQ_CLS', tokens: 'TOKEN_CLS', qa: 'QUESTION_ANS', seq2seq: 'SEQ_2_SEQ_LM', sft: 'CAUSAL_LM', dpo: 'CAUSAL_LM', lm: 'CAUSAL_LM' };
 
 /** A fine-tuned model rebuilt from `weft finetune`'s output, with the predictor its task needs. */
 export interface Finetuned {
