@@ -208,3 +208,15 @@ describe.each(factories)('$name store', (f) => {
     await again.close();
   });
 });
+
+describe('PGlite runs real pgvector', () => {
+  it('uses a vector(d) column and the cosine operator (not the real[] fallback)', async () => {
+    const store = await openPGlite('memory', axisEmbedder);
+    expect(store.vectorMode).toBe('pgvector');
+    const chunks: Chunk[] = [0, 1].map((i) => ({ id: `c${i}`, text: `t${i}`, source: 's', hash: `h${i}`, location: {}, metadata: {} }));
+    await store.addVectors([new Float32Array([1, 0, 0]), new Float32Array([0, 1, 0])], chunks);
+    const hits = await store.similaritySearchVectorWithScore(new Float32Array([0.9, 0.1, 0]), 2);
+    expect(hits.map((h) => h.chunk.text)).toEqual(['t0', 't1']);
+    expect(hits[0]!.score).toBeCloseTo(0.9 / Math.hypot(0.9, 0.1), 5);
+  });
+});

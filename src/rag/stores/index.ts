@@ -24,7 +24,10 @@ export function storeKindOf(spec: string): StoreKind {
 
 export async function openPGlite(dirOrMemory: string, embedder: Embedder | null = null): Promise<PgVectorStore> {
   const { PGlite } = await import('@electric-sql/pglite');
-  const db = dirOrMemory === 'memory' || dirOrMemory === '' ? new PGlite() : new PGlite(dirOrMemory);
+  // pgvector ships as its own package for PGlite 0.5 (pinned to the PGlite release it was built for).
+  const { vector } = await import('@electric-sql/pglite-pgvector');
+  const extensions = { vector };
+  const db = dirOrMemory === 'memory' || dirOrMemory === '' ? new PGlite({ extensions }) : new PGlite(dirOrMemory, { extensions });
   await db.waitReady;
   return PgVectorStore.open(sqlClientFromPGlite(db), { embedder });
 }

@@ -2,7 +2,7 @@
  * PostgreSQL as the scale-out store, through `pg` (a server URL) or PGlite (embedded PostgreSQL in
  * WebAssembly, for tests and single-process use). With the pgvector extension the embedding column
  * is `vector(d)`, searched with the cosine operator `<=>` and, from 20,000 rows, an HNSW index
- * (vector_cosine_ops). Where the server has no pgvector (the PGlite on npm here ships without it;
+ * (vector_cosine_ops). Where the server has no pgvector (a PGlite without @electric-sql/pglite-pgvector;
  * Debian's PostgreSQL needs the postgresql-NN-pgvector package), the store says so and falls back
  * to `real[]` columns with an exact cosine computed in SQL — same results, no index.
  *
