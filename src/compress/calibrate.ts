@@ -13,7 +13,6 @@ import { Linear } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
-import { replaceModule } from './quant/model.js';
 
 // -----------------------------------------------------------------------------------------------
 // Modules
@@ -33,18 +32,6 @@ export function findLinears(model: Module, filter: LinearFilter = {}): [string, 
     .namedModules()
     .filter((entry): entry is [string, Linear] => entry[1] instanceof Linear)
     .filter(([name]) => (filter.include === undefined || filter.include.test(name)) && !exclude.test(name));
-}
-
-/** The sub-module at a dotted path; throws naming it when absent. */
-export function getSubmodule(root: Module, path: string): Module {
-  const m = new Map(root.namedModules()).get(path);
-  if (m === undefined) throw new RangeError(`getSubmodule: the model has no module '${path}'`);
-  return m;
-}
-
-/** Puts `replacement` where the module at `path` was (registry, parent field, ModuleList items): H-quant's replaceModule. */
-export function replaceSubmodule(root: Module, path: string, replacement: Module): void {
-  replaceModule(root, path, replacement);
 }
 
 /** Runs `fn` with each named Linear's forward wrapped to report its input; the originals are restored after. */

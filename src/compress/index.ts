@@ -8,6 +8,7 @@
  *   lowrank.ts      SVD factorisation into two Linears
  *   distill.ts      teacher → student training
  */
+import { replaceModule } from './quant/model.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ import { loadPretrained } from '../models/registry.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { awqLlama } from './awq.js';
-import { activationThreshold, collectActivationStats, collectLinearInputs, findLinears, getSubmodule, replaceSubmodule, type CalibrationMethod } from './calibrate.js';
+import { activationThreshold, collectActivationStats, collectLinearInputs, findLinears, type CalibrationMethod } from './calibrate.js';
 import { gptqQuantize, gptqGridFor, HessianAccumulator, packGPTQ } from './gptq.js';
 import { COMPRESSION_KEY, loadLowRankLlama, readCompressionInfo } from './lowrank.js';
 import { dequantizeMatrix, groupSize, quantizeMatrix, type QuantFormat, type QuantizedMatrix } from './quant/formats.js';
@@ -139,7 +140,7 @@ export function quantizeLlama(model: Llama, options: QuantizeLlamaOptions): Quan
     for (const [name, l] of targetLinears(model)) {
       const t = activationThreshold(stats.get(name)!, mode, { percentile: options.percentile });
       thresholds[name] = t;
-      replaceSubmodule(model, name, W8A8Linear.fromLinear(l, { kind: 'static', threshold: t }));
+      replaceModule(model, name, W8A8Linear.fromLinear(l, { kind: 'static', threshold: t }));
       replaced.push(name);
     }
     details.thresholds = thresholds;
@@ -182,12 +183,12 @@ export async function saveQuantizedLlama(model: Llama, dir: string): Promise<voi
   const swapped: [string, W8A8Linear][] = [];
   try {
     for (const [name, l] of w8a8) {
-      replaceSubmodule(model, name, new QuantizedLinear(l.q, l.bias === null ? null : Tensor.fromArray(l.bias.slice(), [l.bias.length]), { activations: 'per-token' }));
+      replaceModule(model, name, new QuantizedLinear(l.q, l.bias === null ? null : Tensor.fromArray(l.bias.slice(), [l.bias.length]), { activations: 'per-token' }));
       swapped.push([name, l]);
     }
     await saveQuantized(model, dir);
   } finally {
-    for (const [name, l] of swapped) replaceSubmodule(model, name, l);
+    for (const [name, l] of swapped) replaceModule(model, name, l);
   }
   if (w8a8.length > 0) {
     const activation = Object.fromEntries(w8a8.map(([name, l]) => [name, l.activation]));
@@ -210,10 +211,10 @@ export async function loadLlamaLike(dir: string): Promise<Module & { forward: Ll
       // W8A8 with static activation scales: put them back on the int8 layers.
       const { activation } = JSON.parse(await readFile(join(dir, ACTIVATION_FILE), 'utf8')) as { activation: Record<string, ActivationQuant> };
       for (const [name, act] of Object.entries(activation)) {
-        const layer = getSubmodule(m, name);
+        const layer = m.getModule(name);
         if (!(layer instanceof QuantizedLinear)) throw new Error(`${dir}/${ACTIVATION_FILE}: ${name} is not a quantized layer of the model`);
         const bias = layer.bias === null ? null : layer.bias.f32().slice();
-        replaceSubmodule(m, name, new W8A8Linear(layer.qweight, bias, act));
+        replaceModule(m, name, new W8A8Linear(layer.qweight, bias, act));
       }
     }
     return m;

@@ -8,6 +8,7 @@
  * the column norms are then the singular values. It works on A itself rather than AᵀA, so small
  * singular values keep their relative accuracy, and needs no library.
  */
+import { replaceModule } from './quant/model.js';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -17,7 +18,7 @@ import { Module } from '../nn/module.js';
 import { Llama, llamaConfigFromHF } from '../models/llama.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { findLinears, getSubmodule, type LinearFilter, replaceSubmodule } from './calibrate.js';
+import { findLinears, type LinearFilter } from './calibrate.js';
 
 export interface SVDResult {
   /** Left singular vectors, [rows, r] row-major. */
@@ -210,7 +211,7 @@ export function factorizeModel(model: Module, options: LowRankOptions): LowRankL
         total += res.s[j]! ** 2;
         if (j >= k) dropped += res.s[j]! ** 2;
       }
-      replaceSubmodule(model, name, lr);
+      replaceModule(model, name, lr);
       reports.push({ name, rows, cols, rank: k, relativeError: Math.sqrt(dropped / Math.max(total, 1e-300)), paramsBefore: before, paramsAfter: after });
     }
     options.onLayer?.(name, i + 1, layers.length);
@@ -244,9 +245,9 @@ export async function loadLowRankLlama(dir: string): Promise<Llama> {
   if (info?.method !== 'lowrank' || info.ranks === undefined) throw new Error(`loadLowRankLlama: ${dir}/config.json has no ${COMPRESSION_KEY}.ranks; load it with Llama.fromPretrained`);
   const model = new Llama(llamaConfigFromHF(config));
   for (const [name, rank] of Object.entries(info.ranks)) {
-    const layer = getSubmodule(model, name);
+    const layer = model.getModule(name);
     if (!(layer instanceof Linear)) throw new Error(`loadLowRankLlama: ${name} is not a Linear of this LLaMA`);
-    replaceSubmodule(model, name, new LowRankLinear(layer.inFeatures, layer.outFeatures, rank, layer.bias !== null));
+    replaceModule(model, name, new LowRankLinear(layer.inFeatures, layer.outFeatures, rank, layer.bias !== null));
   }
   const { tensors } = await loadModelWeights(dir);
   model.loadStateDict(tensors);

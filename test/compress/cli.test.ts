@@ -11,7 +11,7 @@ import { runDistill } from '../../src/cli/distill.js';
 import { runLowRank } from '../../src/cli/lowrank.js';
 import { runPrune } from '../../src/cli/prune.js';
 import { runQuantize } from '../../src/cli/quantize.js';
-import { getSubmodule, loadLlamaLike } from '../../src/compress/index.js';
+import { loadLlamaLike } from '../../src/compress/index.js';
 import { W8A8Linear } from '../../src/compress/smoothquant.js';
 import { QuantizedLinear } from '../../src/compress/quant/linear.js';
 import { CharTokenizer } from '../../src/tokenizers/char.js';
@@ -56,7 +56,7 @@ describe('weft quantize', () => {
       const after = summary.perplexityAfter as number;
       expect(Math.abs(after / before - 1)).toBeLessThan(bits === '8' ? 0.02 : 0.2);
       const loaded = await loadLlamaLike(out);
-      const q = getSubmodule(loaded, 'model.layers.0.mlp.up_proj');
+      const q = loaded.getModule('model.layers.0.mlp.up_proj');
       if (extra !== null && 'activation' in extra) expect(q).toBeInstanceOf(W8A8Linear);
       else expect(q).toBeInstanceOf(QuantizedLinear);
       expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).quantization_config.format).toBe(bits === '4' ? 'q4_0' : 'int8');
@@ -71,7 +71,7 @@ describe('weft quantize', () => {
       expect(summary.format).toBe('q4_g128');
       expect(summary.layers).toBe(2); // down_proj only: 128 inputs
       const loaded = await loadLlamaLike(out);
-      expect(getSubmodule(loaded, 'model.layers.1.mlp.down_proj')).toBeInstanceOf(QuantizedLinear);
+      expect(loaded.getModule('model.layers.1.mlp.down_proj')).toBeInstanceOf(QuantizedLinear);
     }
   });
 
