@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { cachedDecoder, type CachedDecoder, greedyDecode, ngramDrafter, speculativeGreedy, type TokenDrafter, truncatedDraft } from '../infer/speculative.js';
 import { loadLlama2c } from '../io/llama2c.js';
-import { loadLlamaGGUF } from '../io/llama-gguf.js';
+import { loadAnyModel, loadGGUFModel } from '../compress/index.js';
 import { Llama } from '../models/llama.js';
 import { type Tokenizer, tokenizerFromSavedJSON } from '../data/tokenizer.js';
 import { tokenizerFromGGUF } from '../tokenizers/formats/gguf-vocab.js';
@@ -41,11 +41,15 @@ export interface SpeculativeBenchRecord {
   backend: string;
 }
 
-/** A LLaMA from an HF directory, a .gguf or a llama2.c .bin. */
+/** A LLaMA from an HF directory (quantized too), a .gguf (quantized blocks run as they are) or a llama2.c .bin. */
 export async function loadLlamaAny(path: string): Promise<Llama> {
   if (!existsSync(path)) throw new Error(`bench speculative: ${path} does not exist`);
-  if (statSync(path).isDirectory()) return Llama.fromPretrained(path);
-  if (path.endsWith('.gguf')) return loadLlamaGGUF(path);
+  if (statSync(path).isDirectory()) {
+    const m = await loadAnyModel(path);
+    if (!(m instanceof Llama)) throw new Error(`bench speculative: ${path} is not a LLaMA-family model`);
+    return m;
+  }
+  if (path.endsWith('.gguf')) return loadGGUFModel(path);
   if (path.endsWith('.bin')) return loadLlama2c(path);
   throw new Error(`bench speculative: ${path} is not a model directory, .gguf or llama2.c .bin`);
 }
