@@ -6,6 +6,7 @@
  * rotary layout (its "normal" rope rotates adjacent pairs), so they are permuted back to HF's
  * rotate-half; Qwen2 uses NeoX rope (rotate-half already) and is taken as is.
  */
+import { withoutInit } from '../nn/init.js';
 import { Llama, type LlamaConfigInput, interleavedToRotateHalf } from '../models/llama.js';
 import { Tensor } from '../tensor/tensor.js';
 import { type GGUFFile, ggufGet, ggufInt, ggufString, ggufStringArray } from './gguf.js';
@@ -87,7 +88,7 @@ export function hfNameFromGGUF(name: string): string {
 export function loadLlamaGGUF(path: string): Llama {
   const { file, tensors } = readGGUFTensors(path);
   const config = llamaConfigFromGGUF(file, tensors, path);
-  const model = new Llama(config);
+  const model = withoutInit(() => new Llama(config));
   const c = model.config;
   const hf = new Map<string, Tensor>();
   for (const [name, t] of tensors) {

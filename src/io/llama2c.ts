@@ -15,6 +15,7 @@
  * run.c rotates adjacent pairs (2j, 2j+1) of each head; Weft's LLaMA uses HF's rotate-half, so the
  * q and k rows are permuted on load (see interleavedToRotateHalf). run.c's RMSNorm eps is 1e-5.
  */
+import { withoutInit } from '../nn/init.js';
 import { readFileSync } from 'node:fs';
 import { Llama, type LlamaConfigInput, interleavedToRotateHalf } from '../models/llama.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -155,7 +156,7 @@ export function loadLlama2c(path: string): Llama {
     throw new Error(`llama2.c checkpoint: cannot read ${path}: ${(e as Error).message}`);
   }
   const { config, tensors } = parseLlama2c(bytes, path);
-  const model = new Llama(config, { generator: undefined });
+  const model = withoutInit(() => new Llama(config));
   model.loadHFTensors(tensors, path);
   return model;
 }

@@ -8,6 +8,7 @@
  * buffer, and merges heads with one more copy (and the mirror image in backward), instead of generic
  * slice/permute ops whose backward zero-fills full-size buffers.
  */
+import { withoutInit } from '../nn/init.js';
 import { readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { noGrad, record } from '../tensor/autograd.js';
@@ -562,7 +563,8 @@ export class GPT extends Module {
     }
     const config = { ...gptConfigFromHF(json), moe: gptMoEConfigFromHF(json) };
     const { tensors } = await loadModelWeights(dir);
-    const model = new GPT(config, options);
+    // Every parameter comes from the checkpoint: skip drawing initial weights.
+    const model = withoutInit(() => new GPT(config, options));
     model.loadHFTensors(tensors, join(dir, 'model.safetensors'));
     return model;
   }

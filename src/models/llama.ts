@@ -21,7 +21,7 @@ import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
-import { normal_ } from '../nn/init.js';
+import { normal_, withoutInit } from '../nn/init.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
 import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../nn/sampling.js';
@@ -727,8 +727,9 @@ export class Llama extends Module {
     } catch (e) {
       throw new Error(`${op}: cannot read ${join(dir, 'config.json')}: ${(e as Error).message}`);
     }
-    const model = new Llama(llamaConfigFromHF(json), options);
     const { tensors, source } = await loadModelWeights(dir);
+    // Every parameter comes from the checkpoint: skip drawing initial weights.
+    const model = withoutInit(() => new Llama(llamaConfigFromHF(json), options));
     model.loadHFTensors(tensors, source);
     return model;
   }
