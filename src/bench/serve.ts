@@ -39,6 +39,9 @@ export interface ServeBenchRecord {
   prompt_len: number;
   max_tokens: number;
   duration_s: number;
+  /** Tokens the completed requests produced, and prompt + output tokens (the server's usage counts). */
+  output_tokens: number;
+  total_tokens: number;
   request_throughput: number;
   output_tokens_per_s: number;
   total_tokens_per_s: number;
@@ -186,6 +189,8 @@ async function runLevel(o: ServeBenchOptions, model: string, prompts: number[][]
     prompt_len: o.promptLen,
     max_tokens: o.maxTokens,
     duration_s: round(durationS, 3),
+    output_tokens: outTokens,
+    total_tokens: outTokens + inTokens,
     request_throughput: round(ok.length / durationS, 3),
     output_tokens_per_s: round(outTokens / durationS, 2),
     total_tokens_per_s: round((outTokens + inTokens) / durationS, 2),
