@@ -10,52 +10,21 @@ import { GPT } from '../models/gpt.js';
 import { Llama } from '../models/llama.js';
 import { generate } from '../infer/generate.js';
 import { loadRecords, field } from '../train/finetune/data.js';
-import { type FinetuneTask, loadFinetuned, parseMethod, runFinetune } from '../train/finetune/run.js';
+import { type FinetuneOptions, type FinetuneTask, loadFinetuned, parseMethod, runFinetune } from '../train/finetune/run.js';
 import { DEFAULT_SFT_TEMPLATE } from '../train/finetune/causal.js';
 import { ProgressReporter, runOutput } from '../train/progress.js';
 import { UsageError } from '../train/config.js';
 import { parsePositiveInt, parsePositiveNumber, parseUnitInterval, type CommandIO } from './train.js';
 
-interface FinetuneFlags {
-  model: string;
+/** The flags are FinetuneOptions' fields under the same names, except those given as text. */
+type FinetuneFlags = Omit<FinetuneOptions, 'task' | 'method' | 'labelWords' | 'loraTargets' | 'onEpoch' | 'onStep'> & {
   task: string;
-  train: string;
-  eval: string;
   method: string;
-  out: string;
-  epochs?: number;
-  lr?: number;
-  batchSize?: number;
-  maxLength?: number;
-  seed?: number;
-  patience?: number;
-  layerDecay?: number;
-  scratch?: boolean;
-  textField?: string;
-  labelField?: string;
-  promptField?: string;
-  responseField?: string;
-  chosenField?: string;
-  rejectedField?: string;
-  head?: 'head' | 'verbalizer';
-  template?: string;
+  /** Comma-separated lists. */
   labelWords?: string;
-  loraAlpha?: number;
-  loraDropout?: number;
   loraTargets?: string;
-  beta?: number;
-  tokensField?: string;
-  tagsField?: string;
-  questionField?: string;
-  contextField?: string;
-  answerField?: string;
-  maxAnswerLength?: number;
-  docStride?: number;
-  sourceField?: string;
-  targetField?: string;
-  maxTargetLength?: number;
   json?: boolean;
-}
+};
 
 const TASKS = ['classify', 'tokens', 'qa', 'seq2seq', 'sft', 'dpo', 'lm'] as const;
 
@@ -107,44 +76,15 @@ export function registerFinetune(program: Command, io?: CommandIO): void {
       if (flags.head !== undefined && flags.head !== 'head' && flags.head !== 'verbalizer') throw new UsageError(`--head must be head or verbalizer, got ${flags.head}`);
       const method = parseMethod(flags.method);
       let progress: ProgressReporter | null = null;
+      const { json: _json, task, labelWords, loraTargets, ...options } = flags;
+      void _json;
+      const list = (v: string | undefined): string[] | undefined => v?.split(',').map((w) => w.trim());
       const result = await runFinetune({
-        model: flags.model,
-        task: flags.task as FinetuneTask,
-        train: flags.train,
-        eval: flags.eval,
+        ...options,
+        task: task as FinetuneTask,
         method,
-        out: flags.out,
-        epochs: flags.epochs,
-        lr: flags.lr,
-        batchSize: flags.batchSize,
-        maxLength: flags.maxLength,
-        seed: flags.seed,
-        patience: flags.patience,
-        layerDecay: flags.layerDecay,
-        scratch: flags.scratch,
-        textField: flags.textField,
-        labelField: flags.labelField,
-        promptField: flags.promptField,
-        responseField: flags.responseField,
-        chosenField: flags.chosenField,
-        rejectedField: flags.rejectedField,
-        head: flags.head,
-        template: flags.template,
-        labelWords: flags.labelWords?.split(',').map((w) => w.trim()),
-        loraAlpha: flags.loraAlpha,
-        loraDropout: flags.loraDropout,
-        loraTargets: flags.loraTargets?.split(',').map((w) => w.trim()),
-        beta: flags.beta,
-        tokensField: flags.tokensField,
-        tagsField: flags.tagsField,
-        questionField: flags.questionField,
-        contextField: flags.contextField,
-        answerField: flags.answerField,
-        maxAnswerLength: flags.maxAnswerLength,
-        docStride: flags.docStride,
-        sourceField: flags.sourceField,
-        targetField: flags.targetField,
-        maxTargetLength: flags.maxTargetLength,
+        labelWords: list(labelWords),
+        loraTargets: list(loraTargets),
         onStep: (step, total, loss) => {
           progress ??= new ProgressReporter({ out: out.stdout, err: out.stderr, json: out.json, maxIters: total, logInterval: 20 });
           progress.iteration({ iter: step, loss, lr: 0, ms: 0, tokens_per_s: 0 });

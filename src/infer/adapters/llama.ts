@@ -7,13 +7,26 @@
 import { add, linear } from '../../tensor/index.js';
 import { Tensor } from '../../tensor/tensor.js';
 import type { Module } from '../../nn/module.js';
-import { Llama, ropeTables } from '../../models/llama.js';
+import { Llama, type LlamaAttention, type LlamaConfig, ropeTables } from '../../models/llama.js';
+import type { Embedding, Linear, RMSNorm } from '../../nn/layers.js';
 import type { PagedKVCache } from '../paged-kv.js';
 import { PagedDecoder, RopeTables, pagedAttentionCore, type StepLayout } from './common.js';
 import type { KVShape } from './types.js';
 
-export class LlamaPagedModel extends PagedDecoder {
-  readonly family: string;
+/** What the LLaMA-shaped families share (LLaMA, Qwen2, Mixtral): only the feed-forward differs. */
+export interface LlamaShaped extends Module {
+  readonly config: LlamaConfig;
+  readonly contextLength: number;
+  readonly model: {
+    readonly embed_tokens: Embedding;
+    readonly layers: { readonly items: readonly { self_attn: LlamaAttention; input_layernorm: RMSNorm; post_attention_layernorm: RMSNorm }[] };
+    readonly norm: RMSNorm;
+  };
+  readonly lm_head: Linear | null;
+}
+
+/** The paged forward of a LLaMA-shaped decoder; subclasses say what the feed-forward of layer i is. */
+export abstract class LlamaFamilyPagedModel<M extends LlamaShaped> extends PagedDecoder {
   readonly vocabSize: number;
   readonly contextLength: number;
   readonly hiddenSize: number;
@@ -21,18 +34,23 @@ export class LlamaPagedModel extends PagedDecoder {
   protected readonly nLayer: number;
   private readonly rope: RopeTables;
 
-  constructor(readonly module: Llama) {
+  constructor(
+    readonly module: M,
+    readonly family: string,
+  ) {
     super();
     const c = module.config;
-    this.family = c.modelType;
     this.vocabSize = c.vocabSize;
-    this.contextLength = c.maxPositionEmbeddings;
+    this.contextLength = module.contextLength;
     this.hiddenSize = c.hiddenSize;
     this.nLayer = c.nLayer;
     this.kvShape = { nLayer: c.nLayer, kvHeads: c.nKVHead, headDim: c.headDim };
-    // Positions never pass maxPositionEmbeddings here, so dynamic NTK scaling never changes the tables.
-    this.rope = new RopeTables((rows) => ropeTables(c, 0, rows), c.maxPositionEmbeddings);
+    // Positions never pass the context length here, so dynamic NTK scaling never changes the tables.
+    this.rope = new RopeTables((rows) => ropeTables(c, 0, rows), this.contextLength);
   }
+
+  /** Layer i's feed-forward on the post-attention-normalised states (inference, no graph). */
+  protected abstract feedForward(i: number, x: Tensor): Tensor;
 
   protected embed(lay: StepLayout): Tensor {
     this.rope.ensure(lay.positions);
@@ -56,7 +74,7 @@ export class LlamaPagedModel extends PagedDecoder {
     const h = add(x, a);
     a.dispose();
     const n2 = layer.post_attention_layernorm.forward(h);
-    const m = layer.mlp.forwardInference(n2);
+    const m = this.feedForward(i, n2);
     n2.dispose();
     const out = add(h, m);
     h.dispose();
@@ -71,6 +89,16 @@ export class LlamaPagedModel extends PagedDecoder {
   protected head(h: Tensor): Tensor {
     const lm = this.module.lm_head;
     return lm === null ? linear(h, this.module.model.embed_tokens.weight) : lm.forward(h);
+  }
+}
+
+export class LlamaPagedModel extends LlamaFamilyPagedModel<Llama> {
+  constructor(module: Llama) {
+    super(module, module.config.modelType);
+  }
+
+  protected feedForward(i: number, x: Tensor): Tensor {
+    return this.module.model.layers.items[i]!.mlp.forwardInference(x);
   }
 }
 

@@ -31,12 +31,12 @@ export function setupDomainTask(
   const held = encodeAll(o.eval, o.evalSource);
   if (held.length === 0) throw new Error(`${o.evalSource}: no held-out text of at least 2 tokens in field '${o.textField}'`);
   const index = new Map(o.train.map((r, i) => [r, train[i]]));
-  const mean = (batches: number[][], loss: (chunk: number[][]) => Tensor): number => {
+  const mean = <T>(items: readonly T[], loss: (chunk: T[]) => Tensor): number => {
     let total = 0;
     let n = 0;
     noGrad(() => {
-      for (let i = 0; i < batches.length; i += o.batchSize) {
-        const chunk = batches.slice(i, i + o.batchSize);
+      for (let i = 0; i < items.length; i += o.batchSize) {
+        const chunk = items.slice(i, i + o.batchSize);
         total += loss(chunk).item() * chunk.length;
         n += chunk.length;
       }
@@ -86,16 +86,7 @@ export function setupDomainTask(
   return {
     lossOf: (batch) => mlm(batch.map((r) => index.get(r)).filter((s): s is number[] => s !== undefined).map((ids) => trainMasker.mask(wrap(ids)))),
     evaluate: () => {
-      let total = 0;
-      let n = 0;
-      noGrad(() => {
-        for (let i = 0; i < heldExamples.length; i += o.batchSize) {
-          const chunk = heldExamples.slice(i, i + o.batchSize);
-          total += mlm(chunk).item() * chunk.length;
-          n += chunk.length;
-        }
-      });
-      const loss = total / n;
+      const loss = mean(heldExamples, mlm);
       return { metric: -loss, metrics: { eval_loss: loss, perplexity: Math.exp(loss) } };
     },
   };

@@ -318,23 +318,36 @@ export async function runFinetune(o: FinetuneOptions): Promise<FinetuneResult> {
       const pairs = (rs: DataRecord[], src: string) => rs.map((r, i) => ({ chosen: seqOf(r, i, src, chosenField), rejected: seqOf(r, i, src, rejectedField) }));
       const trainPairs = pairs(trainRecords, o.train);
       const evalPairs = pairs(evalRecords, o.eval);
-      // The reference policy: the starting model, frozen — a second copy loaded from disk.
+      // The reference policy is the starting model, frozen: its log-probs of every pair are constants,
+      // computed once here (in batches) instead of again at every step and evaluation.
       const ref = embeddingLM(await loadBase(o.model, o.scratch === true, seed));
-      const refLogps = (ps: typeof trainPairs) =>
-        noGrad(() => ({
-          chosen: sequenceLogProbs(ref, causalBatch(ps.map((p) => p.chosen))).f32('dpo').slice(),
-          rejected: sequenceLogProbs(ref, causalBatch(ps.map((p) => p.rejected))).f32('dpo').slice(),
-        }));
-      const index = new Map(trainRecords.map((r, i) => [r, trainPairs[i]!]));
-      lossOf = (batch) => {
-        const ps = batch.map((r) => index.get(r)!);
-        const refs = refLogps(ps);
-        return dpoLoss(sequenceLogProbs(lm, causalBatch(ps.map((p) => p.chosen)), prompt), sequenceLogProbs(lm, causalBatch(ps.map((p) => p.rejected)), prompt), refs.chosen, refs.rejected, beta).loss;
+      const withRef = (ps: typeof trainPairs) => {
+        const chosen = new Float32Array(ps.length);
+        const rejected = new Float32Array(ps.length);
+        noGrad(() => {
+          for (let i = 0; i < ps.length; i += batchSize) {
+            const chunk = ps.slice(i, i + batchSize);
+            chosen.set(sequenceLogProbs(ref, causalBatch(chunk.map((p) => p.chosen))).f32('dpo'), i);
+            rejected.set(sequenceLogProbs(ref, causalBatch(chunk.map((p) => p.rejected))).f32('dpo'), i);
+          }
+        });
+        return ps.map((p, i) => ({ ...p, refChosen: chosen[i]!, refRejected: rejected[i]! }));
       };
+      const trainWithRef = withRef(trainPairs);
+      const evalWithRef = withRef(evalPairs);
+      const stats = (ps: typeof trainWithRef) =>
+        dpoLoss(
+          sequenceLogProbs(lm, causalBatch(ps.map((p) => p.chosen)), prompt),
+          sequenceLogProbs(lm, causalBatch(ps.map((p) => p.rejected)), prompt),
+          Float32Array.from(ps, (p) => p.refChosen),
+          Float32Array.from(ps, (p) => p.refRejected),
+          beta,
+        );
+      const index = new Map(trainRecords.map((r, i) => [r, trainWithRef[i]!]));
+      lossOf = (batch) => stats(batch.map((r) => index.get(r)!)).loss;
       evaluate = () =>
         noGrad(() => {
-          const refs = refLogps(evalPairs);
-          const s = dpoLoss(sequenceLogProbs(lm, causalBatch(evalPairs.map((p) => p.chosen)), prompt), sequenceLogProbs(lm, causalBatch(evalPairs.map((p) => p.rejected)), prompt), refs.chosen, refs.rejected, beta);
+          const s = stats(evalWithRef);
           return { metric: s.rewardAccuracy, metrics: { reward_accuracy: s.rewardAccuracy, reward_margin: s.rewardMargin, chosen_reward: s.chosenReward, rejected_reward: s.rejectedReward, loss: s.loss.item() } };
         });
     }
