@@ -38,6 +38,7 @@
         "native/glue_quant.cc",
         "native/paged_attention.cc",
         "native/quant.cc",
+        "native/text.cc",
         "native/gemm.cc",
         "native/elementwise.cc",
         "native/reduce.cc",

@@ -10,6 +10,7 @@ void RegisterGemm(Napi::Env env, Napi::Object exports);
 void RegisterKernels(Napi::Env env, Napi::Object exports);
 void RegisterPaged(Napi::Env env, Napi::Object exports);
 void RegisterQuant(Napi::Env env, Napi::Object exports);
+void RegisterText(Napi::Env env, Napi::Object exports);
 }  // namespace weft
 
 namespace {
@@ -65,6 +66,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   weft::RegisterKernels(env, exports);
   weft::RegisterPaged(env, exports);
   weft::RegisterQuant(env, exports);
+  weft::RegisterText(env, exports);
   return exports;
 }
 

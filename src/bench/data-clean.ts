@@ -76,10 +76,13 @@ export async function benchLangid(
   const { franc } = await import('franc');
   const detectors: Array<{ name: string; detect: (s: string) => string }> = [];
   for (const model of opts.eldModels ?? ['medium']) {
-    // sampleChars above the largest window and minLetters 1: measure eld itself, not our sampling.
-    const id = await LanguageIdentifier.load({ model, sampleChars: 100_000, minLetters: 1 });
+    // sampleBytes above the largest window and minLetters 1: measure eld itself, not our sampling.
+    const id = await LanguageIdentifier.load({ model, sampleBytes: 100_000, minLetters: 1 });
     detectors.push({ name: `eld-${model}`, detect: (s) => id.detect(s).lang });
   }
+  // What the pipeline runs: eld on our start/middle/end sample of each document.
+  const sampled = await LanguageIdentifier.load();
+  detectors.push({ name: 'eld-medium, pipeline sample', detect: (s) => sampled.detect(s).lang });
   detectors.push({
     name: 'franc',
     detect: (s) => {

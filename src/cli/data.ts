@@ -30,6 +30,7 @@ export interface PrepareFlags {
   filters?: FilterName[];
   languages?: string[];
   temperature?: number;
+  maxLanguageEpochs?: number;
   seqLen?: number;
   shardSequences?: number;
   seed?: number;
@@ -61,6 +62,12 @@ export const parseLanguages = (value: string): string[] => {
 const parseUnitClosed = (value: string): number => {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('expected a number in [0, 1], e.g. 0.3.');
+  return n;
+};
+
+const parseAtLeastOne = (value: string): number => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 1) throw new InvalidArgumentError('expected a number ≥ 1, e.g. 4.');
   return n;
 };
 
@@ -155,6 +162,7 @@ export async function runPrepare(flags: PrepareFlags, io: DataIO = defaultIO()):
     filters: flags.filters,
     languages: flags.languages,
     temperature: flags.temperature,
+    maxLanguageEpochs: flags.maxLanguageEpochs,
     seqLen: flags.seqLen,
     shardSequences: flags.shardSequences,
     seed: flags.seed,
@@ -220,6 +228,7 @@ export function registerData(program: Command, io?: DataIO): void {
     .option('--filters <list>', `comma-separated filters from ${FILTER_NAMES.join(', ')}, or none (default: gopher,c4,cjk,pii)`, parseFilters)
     .option('--languages <list>', 'keep only these languages, ISO 639-1, e.g. en,zh (default: all)', parseLanguages)
     .option('--temperature <alpha>', 'language sampling temperature α: p_i ∝ n_i^α (default: 0.3; 1 keeps natural sizes)', parseUnitClosed)
+    .option('--max-language-epochs <n>', 'most copies the temperature reweighting may give a language, UniMax-style (default: 4)', parseAtLeastOne)
     .option('--seq-len <n>', 'tokens per packed sequence (default: 1024)', parsePositiveInt)
     .option('--shard-sequences <n>', 'sequences per shard (default: about 16M tokens per shard)', parsePositiveInt)
     .option('--seed <n>', 'seed for mixing and MinHash (default: 1)', parseNonNegativeInt)

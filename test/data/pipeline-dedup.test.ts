@@ -17,7 +17,9 @@ import {
   shingleHashesReference,
   isCJKHeavy,
   isCJKHeavyReference,
+  minhashSignatureReference,
 } from '../../src/data/pipeline/dedup.js';
+import { nativeAddonExports, nativeAddonInfo, setNativeKernelPath, type KernelPathName } from '../../src/tensor/backend/native.js';
 
 const SHARED = join(import.meta.dirname, '..', '..', '..', 'shared', 'data');
 const WIKI = join(SHARED, 'wikitext2', 'wiki.test.raw');
@@ -36,6 +38,33 @@ function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+describe.skipIf(nativeAddonExports()?.minhashSignature === undefined)('native MinHash signature kernel', () => {
+  it('gives the reference’s bits on every kernel path this CPU has (0 to 3,000 shingles, 1 to 257 seeds)', () => {
+    const kernel = nativeAddonExports()!.minhashSignature as (s: Uint32Array, seeds: Uint32Array, out: Uint32Array) => void;
+    let state = 99;
+    const next = (): number => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0);
+    const initial = nativeAddonInfo()!.kernelPath as KernelPathName;
+    try {
+      for (const [n, m] of [[0, 128], [1, 1], [7, 13], [3000, 128], [50, 257]] as const) {
+        const shingles = Uint32Array.from({ length: n }, next);
+        const seeds = Uint32Array.from({ length: m }, next);
+        const want = new Uint32Array(m);
+        minhashSignatureReference(shingles, seeds, want);
+        for (const path of ['portable', 'avx2', 'avx512'] as const) {
+          if (!setNativeKernelPath(path)) continue;
+          const got = new Uint32Array(m).fill(7);
+          kernel(shingles, seeds, got);
+          expect(Array.from(got), `${path} n=${n} m=${m}`).toEqual(Array.from(want));
+        }
+      }
+    } finally {
+      setNativeKernelPath(initial);
+    }
+    expect(() => kernel(new Uint32Array(1), new Uint32Array(4), new Uint32Array(3))).toThrow(/one element per seed \(4\), got 3/);
+    expect(() => kernel(new Float32Array(1) as unknown as Uint32Array, new Uint32Array(4), new Uint32Array(4))).toThrow(/'shingles' must be a Uint32Array/);
+  });
+});
 
 describe('MinHash building blocks', () => {
   it('chooses datasketch’s bands for equal weights and more recall-leaning ones by default', () => {

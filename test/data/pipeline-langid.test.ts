@@ -39,14 +39,24 @@ describe('language identification (eld)', () => {
     expect(id.detect('').lang).toBe('und');
   });
 
-  it('samples start, middle and end of long documents, bounded by sampleChars', () => {
+  it('samples start, middle and end of long documents within eld’s 350-byte window', () => {
     const text = 'alpha '.repeat(200) + 'beta '.repeat(200) + 'gamma '.repeat(200);
     const s = id.sample(text);
-    expect(s.length).toBeLessThanOrEqual(620);
+    expect(Buffer.byteLength(s)).toBeLessThanOrEqual(350);
+    expect(Buffer.byteLength(s)).toBeGreaterThan(300);
     expect(s.startsWith('alpha')).toBe(true);
     expect(s).toContain('beta');
     expect(s.trim().endsWith('gamma')).toBe(true);
     expect(id.sample('short')).toBe('short');
+    // CJK: three bytes a character, so about a third as many characters, still from all three places.
+    const zh = '天下大势'.repeat(200) + '分久必合'.repeat(200) + '合久必分'.repeat(200);
+    const z = id.sample(zh);
+    expect(Buffer.byteLength(z)).toBeLessThanOrEqual(350);
+    expect(z.startsWith('天下大势')).toBe(true);
+    expect(z).toContain('分久必合');
+    expect(z.endsWith('合久必分')).toBe(true);
+    // Text that fits is passed whole, whatever its script.
+    expect(id.sample('天下大势，分久必合')).toBe('天下大势，分久必合');
   });
 
   it('the stage sets doc.lang and drops languages not asked for', () => {

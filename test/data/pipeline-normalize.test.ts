@@ -3,6 +3,30 @@ import { normalizeText, normalizeTransform } from '../../src/data/pipeline/norma
 import { BoilerplateSketch } from '../../src/data/pipeline/boilerplate.js';
 
 describe('normalizeText', () => {
+  it('folds whitespace exactly as the plain rules say, on 20,000 random strings', () => {
+    // The rules in their simplest form: every horizontal-space run becomes one space, spaces around
+    // newlines go, three or more newlines become two. The implementation matches fewer spans (only
+    // those that change) and must give the same strings.
+    const reference = (t: string): string =>
+      t
+        // eslint-disable-next-line no-control-regex -- \v and \f are line breaks the rules fold
+        .replace(/\r\n?|[\u000B\u000C\u0085\u2028\u2029]/g, '\n')
+        .normalize('NFC')
+        .replace(/[\t \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]+/g, ' ')
+        .replace(/ *\n */g, '\n')
+        .replace(/\n{3,}/g, '\n\n')
+        .trim();
+    const pieces = ['a', 'b', ' ', '  ', '\t', '\n', '\u00A0', '\u3000', '\r', '\u2028', 'é'];
+    let state = 7;
+    const next = (): number => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    for (let i = 0; i < 20_000; i++) {
+      let text = '';
+      const n = Math.floor(next() * 24);
+      for (let k = 0; k < n; k++) text += pieces[Math.floor(next() * pieces.length)];
+      expect(normalizeText(text), JSON.stringify(text)).toBe(reference(text));
+    }
+  });
+
   it('NFC composes decomposed accents; NFKC also folds compatibility forms', () => {
     const decomposed = 'Cafe\u0301 de\u0301ja\u0300 vu';
     expect(normalizeText(decomposed)).toBe('Café déjà vu');

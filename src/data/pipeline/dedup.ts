@@ -23,6 +23,7 @@
  * needs the resulting {@link MinHashSketch}.
  */
 import { createHash } from 'node:crypto';
+import { nativeAddonExports } from '../../tensor/backend/native.js';
 
 export type ShingleKind = 'word' | 'char' | 'auto';
 
@@ -330,6 +331,41 @@ export function isCJKHeavyReference(text: string): boolean {
   return cjk / letters >= 0.3;
 }
 
+type MinhashKernel = (shingles: Uint32Array, seeds: Uint32Array, out: Uint32Array) => void;
+let minhashKernel: MinhashKernel | null | undefined;
+
+/** The native signature kernel (native/text.cc: the same bits, vectorised), or null without the addon. */
+function nativeMinhash(): MinhashKernel | null {
+  if (minhashKernel === undefined) {
+    const fn = nativeAddonExports()?.minhashSignature;
+    minhashKernel = typeof fn === 'function' ? (fn as MinhashKernel) : null;
+  }
+  return minhashKernel;
+}
+
+/**
+ * The signature in TypeScript (the oracle of the native kernel, and the path without it): for each
+ * seed, the minimum over the shingles of fmix32(shingle ^ seed); 0xffffffff when there are none.
+ */
+export function minhashSignatureReference(shingles: Uint32Array, seeds: Uint32Array, sig: Uint32Array): void {
+  const m = seeds.length;
+  sig.fill(0xffffffff);
+  for (let j = 0; j < shingles.length; j++) {
+    const x = shingles[j]!;
+    for (let i = 0; i < m; i++) {
+      // fmix32 inlined: this loop is the near-dedup stage's cost.
+      let h = x ^ seeds[i]!;
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x85ebca6b);
+      h ^= h >>> 13;
+      h = Math.imul(h, 0xc2b2ae35);
+      h ^= h >>> 16;
+      h >>>= 0;
+      if (h < sig[i]!) sig[i] = h;
+    }
+  }
+}
+
 /** Computes MinHash signatures and sketches with fixed options (cheap to build; keep one per worker). */
 export class MinHasher {
   readonly options: ResolvedMinHashOptions;
@@ -351,23 +387,10 @@ export class MinHasher {
   }
 
   signatureOf(shingles: Uint32Array): Uint32Array {
-    const seeds = this.seeds;
-    const m = seeds.length;
-    const sig = new Uint32Array(m).fill(0xffffffff);
-    for (let j = 0; j < shingles.length; j++) {
-      const x = shingles[j]!;
-      for (let i = 0; i < m; i++) {
-        // fmix32 inlined: this loop is the near-dedup stage's cost.
-        let h = x ^ seeds[i]!;
-        h ^= h >>> 16;
-        h = Math.imul(h, 0x85ebca6b);
-        h ^= h >>> 13;
-        h = Math.imul(h, 0xc2b2ae35);
-        h ^= h >>> 16;
-        h >>>= 0;
-        if (h < sig[i]!) sig[i] = h;
-      }
-    }
+    const sig = new Uint32Array(this.seeds.length);
+    const native = nativeMinhash();
+    if (native !== null) native(shingles, this.seeds, sig);
+    else minhashSignatureReference(shingles, this.seeds, sig);
     return sig;
   }
 

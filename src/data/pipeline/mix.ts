@@ -8,6 +8,13 @@
  *   q_i ∝ w_i · n_i^α (w_i the per-language weight, default 1), and languageFactor_i = q_i / p_i,
  *   so the total size stays N while α < 1 moves share from large languages to small ones
  *   (α = 1 with equal weights leaves every factor at 1; α = 0 makes the languages equal).
+ * - No language is repeated more than `maxLanguageEpochs` times (UniMax, Chung et al. 2023): a
+ *   language whose factor would pass the cap is held at it and its surplus share goes to the others
+ *   in proportion to their targets (repeated until no factor passes the cap). Without it, a language
+ *   with a few hundred bytes — often short lines misidentified as Tagalog or Danish — would be
+ *   copied thousands of times.
+ * - "und" (too few letters to identify) is not a language to balance: it keeps its natural size and
+ *   the other languages share the rest.
  * - Per-source weights and epochs multiply on top (a weight of 2 or 2 epochs both double a source).
  *
  * A fractional expectation c becomes ⌊c⌋ copies plus one more with probability c − ⌊c⌋, drawn from
@@ -25,8 +32,14 @@ export interface MixOptions {
   sourceWeights?: Record<string, number>;
   /** Passes over each source (default 1), keyed by `source`. */
   epochs?: Record<string, number>;
+  /** Most copies the language reweighting may give a language (UniMax's epoch cap); default 4, ≥ 1 (Infinity: no cap). */
+  maxLanguageEpochs?: number;
   seed?: number;
 }
+
+export const DEFAULT_MAX_LANGUAGE_EPOCHS = 4;
+/** The language code of text too short to identify; never reweighted. */
+export const UNDETERMINED = 'und';
 
 /** What the plan is built from: bytes (after cleaning and deduplication) per language. */
 export type LanguageSizes = Record<string, number>;
@@ -61,19 +74,43 @@ export function planMix(sizes: LanguageSizes, options: MixOptions = {}): MixPlan
   const sourceWeights = checkWeights('source weight', options.sourceWeights, true);
   const epochs = checkWeights('epochs', options.epochs, true);
 
+  const maxEpochs = options.maxLanguageEpochs ?? DEFAULT_MAX_LANGUAGE_EPOCHS;
+  if (!(maxEpochs >= 1)) throw new RangeError(`mix: maxLanguageEpochs must be a number ≥ 1 (Infinity: no cap), got ${maxEpochs}`);
+
   const langs = Object.keys(sizes).filter((l) => sizes[l]! > 0).sort();
   const total = langs.reduce((s, l) => s + sizes[l]!, 0);
   const natural: Record<string, number> = {};
   const target: Record<string, number> = {};
   const languageFactor: Record<string, number> = {};
   if (total > 0) {
-    const scores = langs.map((l) => (langWeights[l] ?? 1) * (alpha === undefined ? sizes[l]! : sizes[l]! ** alpha));
-    const scoreSum = scores.reduce((a, b) => a + b, 0);
-    langs.forEach((l, i) => {
-      natural[l] = sizes[l]! / total;
-      target[l] = scoreSum > 0 ? scores[i]! / scoreSum : 0;
-      languageFactor[l] = target[l] / natural[l];
-    });
+    for (const l of langs) natural[l] = sizes[l]! / total;
+    // "und" keeps its natural share; the identified languages divide the rest.
+    const und = natural[UNDETERMINED] ?? 0;
+    if (und > 0) {
+      target[UNDETERMINED] = und;
+      languageFactor[UNDETERMINED] = 1;
+    }
+    const open = langs.filter((l) => l !== UNDETERMINED);
+    const scoreOf = (l: string): number => (langWeights[l] ?? 1) * (alpha === undefined ? sizes[l]! : sizes[l]! ** alpha);
+    // Water-filling: cap, give the surplus to the uncapped, repeat until nothing passes the cap.
+    let budget = 1 - und;
+    for (;;) {
+      const scoreSum = open.reduce((s, l) => s + scoreOf(l), 0);
+      const over = open.filter((l) => scoreSum > 0 && (budget * scoreOf(l)) / scoreSum / natural[l]! > maxEpochs);
+      if (over.length === 0) {
+        for (const l of open) {
+          target[l] = scoreSum > 0 ? (budget * scoreOf(l)) / scoreSum : 0;
+          languageFactor[l] = target[l] / natural[l]!;
+        }
+        break;
+      }
+      for (const l of over) {
+        target[l] = maxEpochs * natural[l]!;
+        languageFactor[l] = maxEpochs;
+        budget -= target[l];
+        open.splice(open.indexOf(l), 1);
+      }
+    }
   }
   return { natural, target, languageFactor, sourceWeights, epochs, temperature: alpha ?? null, seed };
 }

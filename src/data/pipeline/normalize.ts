@@ -27,7 +27,11 @@ export interface NormalizeOptions {
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_RE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u00AD\u200B\u2060\uFEFF\u202A-\u202E\u2066-\u2069]/g;
 // Horizontal whitespace: tab, space, NBSP, Ogham space, en/em spaces…, narrow NBSP, math space, ideographic space.
-const HSPACE_RUN_RE = /[\t \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]+/g;
+// Only runs that change are matched — a run not starting with a plain space, or a space followed by
+// more — so the single spaces between words (most of any text) are not each replaced by themselves.
+const HSPACE_RUN_RE = /[\t\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000][\t \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]*| [\t \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]+/g;
+// Spaces around a newline (after the runs above, only plain spaces are left); a bare newline is not matched.
+const LINE_EDGE_SPACES_RE = / +\n *|\n +/g;
 // eslint-disable-next-line no-control-regex -- \v and \f are line breaks we fold
 const LINE_BREAK_RE = /\r\n?|[\u000B\u000C\u0085\u2028\u2029]/g;
 
@@ -47,7 +51,7 @@ export function normalizeText(text: string, opts: NormalizeOptions = {}): string
   if (fold) {
     out = out.replace(HSPACE_RUN_RE, ' ');
     // Trim every line (leading indentation carries no meaning in prose and hides duplicate lines).
-    out = out.replace(/ *\n */g, '\n');
+    out = out.replace(LINE_EDGE_SPACES_RE, '\n');
     out = out.replace(/\n{3,}/g, '\n\n');
     out = out.trim();
   }

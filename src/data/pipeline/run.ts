@@ -33,7 +33,7 @@ import type { Tokenizer as DataTokenizer } from '../tokenizer.js';
 import type { BoilerplateSnapshot } from './boilerplate.js';
 import { ExactDeduplicator, NearDuplicateIndex, resolveMinHashOptions, type MinHashOptions, type ResolvedMinHashOptions } from './dedup.js';
 import type { EldModelSize } from './langid.js';
-import { copiesOf, planMix, type MixPlan } from './mix.js';
+import { copiesOf, DEFAULT_MAX_LANGUAGE_EPOCHS, planMix, type MixPlan } from './mix.js';
 import type { NormalizeOptions } from './normalize.js';
 import {
   charTokenizerFor,
@@ -51,7 +51,7 @@ import {
 import { WorkerPool, type WorkerInit } from './pool.js';
 import { expandInputs, readInputs, type ReaderOptions } from './readers.js';
 import { emptyStageStats, mergeStageStats, type PipelineStats } from './stats.js';
-import { TokenizeTask, type CleanBatchResult, type CleanConfig, type CleanDoc, type DedupMode, type FilterName, type TokenizeResult } from './tasks.js';
+import { type CleanBatchResult, type CleanConfig, type CleanDoc, type DedupMode, type FilterName, type TokenizeResult } from './tasks.js';
 import type { Doc, StageStats } from './types.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -81,6 +81,8 @@ export interface PrepareOptions {
   /** Language temperature α (default 0.3); null = no size reweighting. */
   temperature?: number | null;
   languageWeights?: Record<string, number>;
+  /** Most copies the language reweighting may give a language (UniMax cap); default 4. */
+  maxLanguageEpochs?: number;
   sourceWeights?: Record<string, number>;
   epochs?: Record<string, number>;
   /** Tokens per sequence (default 1024). */
@@ -97,10 +99,11 @@ export interface PrepareOptions {
   /** Boilerplate: a line is boilerplate when it is in at least this many documents (default 10). */
   boilerplateMinDocs?: number;
   /**
-   * With a --tokenizer: tokenize each cleaned batch on this thread as the workers return it (the
-   * thread is otherwise idle then), instead of in the workers after dedup — one tokenizer load
-   * instead of one per thread, and no tokenize stage on the critical path. Default true; false
-   * tokenizes in the pack stage's workers. The output is the same bytes either way.
+   * With a --tokenizer: the clean workers tokenize each batch's kept documents right after cleaning,
+   * so tokenizing (the costliest step with a BPE tokenizer) runs on every core and off the
+   * critical path — rather than on this thread, which would then bound the whole pipeline at one
+   * core's tokenizing speed. Default true; false tokenizes in the pack stage's workers after dedup
+   * (no tokens spent on documents dedup removes). The output is the same bytes either way.
    */
   pretokenize?: boolean;
   /** Keep <out>/.work after success (default false). */
@@ -138,9 +141,10 @@ interface Settings {
   reader: Omit<ReaderOptions, 'textField'>;
   tokenizer: string | null;
   eos: string | null;
-  clean: Omit<CleanConfig, 'boilerplate'>;
+  clean: Omit<CleanConfig, 'boilerplate' | 'tokenize'>;
   temperature: number | null;
   languageWeights: Record<string, number>;
+  maxLanguageEpochs: number;
   sourceWeights: Record<string, number>;
   epochs: Record<string, number>;
   seqLen: number;
@@ -192,7 +196,8 @@ function resolveSettings(o: PrepareOptions, files: Settings['files']): { setting
   const minhash = resolveMinHashOptions({ seed, ...o.minhash });
   const temperature = o.temperature === undefined ? 0.3 : o.temperature;
   // Validates temperature and weights now, before any work.
-  planMix({}, { temperature: temperature ?? undefined, languageWeights: o.languageWeights, sourceWeights: o.sourceWeights, epochs: o.epochs, seed });
+  const maxLanguageEpochs = o.maxLanguageEpochs ?? DEFAULT_MAX_LANGUAGE_EPOCHS;
+  planMix({}, { temperature: temperature ?? undefined, languageWeights: o.languageWeights, sourceWeights: o.sourceWeights, epochs: o.epochs, maxLanguageEpochs, seed });
   const settings: Settings = {
     files,
     textField: o.textField ?? 'text',
@@ -210,6 +215,7 @@ function resolveSettings(o: PrepareOptions, files: Settings['files']): { setting
     },
     temperature,
     languageWeights: o.languageWeights ?? {},
+    maxLanguageEpochs,
     sourceWeights: o.sourceWeights ?? {},
     epochs: o.epochs ?? {},
     seqLen,
@@ -394,7 +400,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
 
   // The clean workers, kept alive after their stage so the pack stage reuses the threads.
   let idlePool: WorkerPool | null = null;
-  // The tokenizer, when this thread tokenizes during cleaning (pretokenize).
+  // The tokenizer, loaded while the clean workers start (the workers tokenize with their own copies).
   let pre: { tokenizer: DataTokenizer; eos: { id: number; token: string } } | null = null;
   const preloadTokenizer = (source: string): NonNullable<typeof pre> => {
     const tokenizer = loadTokenizer(source);
@@ -405,29 +411,27 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
 
   // ---- 1. clean ----
   if (manifest.stage === 'clean') {
-    const cleanConfig: CleanConfig = { ...settings.clean, boilerplate };
+    const tokenizeInWorkers = settings.tokenizer !== null && options.pretokenize !== false;
+    const cleanConfig: CleanConfig = { ...settings.clean, boilerplate, tokenize: tokenizeInWorkers ? { source: settings.tokenizer!, eos: settings.eos } : null };
     const poolStart = WorkerPool.start(workers, { kind: 'clean', config: cleanConfig });
-    // The tokenizer loads here while the workers start (their threads boot meanwhile).
+    // This thread's tokenizer (for EOS, the vocabulary size and tokenizer.json) loads while the workers start.
     try {
-      if (settings.tokenizer !== null && options.pretokenize !== false) pre = preloadTokenizer(settings.tokenizer);
+      if (settings.tokenizer !== null) pre = preloadTokenizer(settings.tokenizer);
     } catch (e) {
       await poolStart.then((p) => p.close(), () => undefined);
       throw e;
     }
     const pool = await poolStart;
     const wantChars = settings.tokenizer === null;
-    const tokenizeTask = pre === null ? null : new TokenizeTask(pre.tokenizer, pre.eos.id);
-    type Cleaned = { r: CleanBatchResult; tok: TokenizeResult | null };
     try {
-      type Open = { batches: Promise<Cleaned>[]; batch: Doc[]; docs: number; bytes: number };
+      type Open = { batches: Promise<CleanBatchResult>[]; batch: Doc[]; docs: number; bytes: number };
       const open = (): Open => ({ batches: [], batch: [], docs: 0, bytes: 0 });
       let cur = open();
       const queue: Open[] = [];
       const commitChunk = async (c: Open): Promise<void> => {
-        const cleaned = await Promise.all(c.batches);
-        const results = cleaned.map((x) => x.r);
+        const results = await Promise.all(c.batches);
         const idx = manifest.clean.chunks.length;
-        if (tokenizeTask !== null) writeFileAtomicSync(join(work, chunkName(idx, 'tok')), encodeChunkTokens(cleaned.map((x) => x.tok!)));
+        if (tokenizeInWorkers) writeFileAtomicSync(join(work, chunkName(idx, 'tok')), encodeChunkTokens(results.map((r) => r.tokens!)));
         const kept: CleanDoc[] = results.flatMap((r) => r.kept);
         const lines = kept.map((d) => JSON.stringify(d)).join('\n');
         writeFileAtomicSync(join(work, chunkName(idx, 'jsonl')), kept.length > 0 ? `${lines}\n` : '');
@@ -459,11 +463,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
         progress({ stage: 'clean', docs: manifest.clean.docsRead, bytes: manifest.clean.bytesRead, totalBytes, tokens: 0, shards: 0, fraction: totalBytes > 0 ? Math.min(1, manifest.clean.bytesRead / totalBytes) : null });
       };
       const flushBatch = (): void => {
-        if (cur.batch.length > 0) {
-          cur.batches.push(
-            pool.submit<CleanBatchResult>({ kind: 'clean', docs: cur.batch }).then((r) => ({ r, tok: tokenizeTask === null ? null : tokenizeTask.run(r.kept.map((d) => d.text)) })),
-          );
-        }
+        if (cur.batch.length > 0) cur.batches.push(pool.submit<CleanBatchResult>({ kind: 'clean', docs: cur.batch }));
         cur.batch = [];
       };
       let skip = manifest.clean.docsRead;
@@ -652,6 +652,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
       const plan = planMix(Object.fromEntries(Object.entries(languagesKept).map(([l, v]) => [l, v.bytes])), {
         temperature: settings.temperature ?? undefined,
         languageWeights: settings.languageWeights,
+        maxLanguageEpochs: settings.maxLanguageEpochs,
         sourceWeights: settings.sourceWeights,
         epochs: settings.epochs,
         seed: settings.seed,
@@ -718,11 +719,13 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
       for (let pass = start.pass; pass < dd.passes; pass++) {
         for (let ci = pass === start.pass ? start.chunk : 0; ci < chunks.length; ci++) {
           const firstDoc = pass === start.pass && ci === start.chunk ? start.doc : 0;
-          const lines = readChunkDocs(join(work, chunkName(ci, 'jsonl')));
+          // The chunk's languages and sources decide the copies; the texts are read only when they still need tokenizing.
+          const meta = readJson<ChunkMeta>(join(work, chunkName(ci, 'meta.json')));
+          const docCount = meta.ids.length;
           const selected: number[] = [];
-          for (let k = firstDoc; k < lines.length; k++) {
+          for (let k = firstDoc; k < docCount; k++) {
             const g = chunkStart[ci]! + k;
-            if (keep[g] && copiesOf(dd.plan, g, lines[k]!.lang, lines[k]!.source) > pass) selected.push(k);
+            if (keep[g] && copiesOf(dd.plan, g, meta.langs[k]!, meta.sources[k]!) > pass) selected.push(k);
           }
           const consume = (k: number, ids: Uint32Array): void => {
             const len = ids.length;
@@ -746,13 +749,15 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
           };
           const tokFile = settings.tokenizer !== null && existsSync(tokPath(ci)) ? decodeChunkTokens(readFileSync(tokPath(ci))) : null;
           if (tokFile !== null) {
-            if (tokFile.starts.length - 1 !== lines.length) throw new Error(`data prepare: chunk ${ci} has ${lines.length} documents but ${tokFile.starts.length - 1} tokenized; delete the output directory and rerun`);
+            if (tokFile.starts.length - 1 !== docCount) throw new Error(`data prepare: chunk ${ci} has ${docCount} documents but ${tokFile.starts.length - 1} tokenized; delete the output directory and rerun`);
             for (const k of selected) consume(k, tokFile.ids.subarray(tokFile.starts[k]!, tokFile.starts[k + 1]!));
             report();
             continue;
           }
           const tokenizer = pool;
           if (tokenizer === null) throw new Error(`data prepare: chunk ${ci} has no token file; delete the output directory and rerun`);
+          const lines = readChunkDocs(join(work, chunkName(ci, 'jsonl')));
+          if (lines.length !== docCount) throw new Error(`data prepare: chunk ${ci} has ${lines.length} documents but its metadata ${docCount}; delete the output directory and rerun`);
           // Submit every batch of the chunk, then consume the results in order.
           const batches: { docs: number[]; result: Promise<TokenizeResult> }[] = [];
           for (let b = 0; b < selected.length; b += batchDocs) {

@@ -13,8 +13,10 @@ import { gopherQualityFilter, gopherRepetitionFilter } from './filters/gopher.js
 import { piiTransform } from './filters/pii.js';
 import { LanguageIdentifier, languageStage, type EldModelSize } from './langid.js';
 import { normalizeTransform, type NormalizeOptions } from './normalize.js';
+import { loadTokenizer } from '../../tokenizers/load.js';
 import type { Tokenizer as DataTokenizer } from '../tokenizer.js';
 import { tokenizerFromSavedJSON } from '../tokenizer.js';
+import { resolveEos } from './pack.js';
 import { filterStage as fromFilter, StageChain, transformStage as fromTransform } from './stats.js';
 import type { Doc, DocStage, DocTransform, StageStats } from './types.js';
 
@@ -34,6 +36,12 @@ export interface CleanConfig {
   /** Pass-1 boilerplate counts, when 'boilerplate' is among the filters. */
   boilerplate: BoilerplateSnapshot | null;
   boilerplateMinDocs: number;
+  /**
+   * Tokenize the kept documents in the same worker, right after cleaning (EOS appended): the
+   * tokenizer's source (loadTokenizer) and EOS token (null: the tokenizer's own). Null leaves
+   * tokenizing to the pack stage.
+   */
+  tokenize: { source: string; eos: string | null } | null;
 }
 
 /** A kept document with what deduplication needs. */
@@ -55,6 +63,8 @@ export interface CleanBatchResult {
   /** Per stage, in order. */
   stats: StageStats[];
   bytesIn: number;
+  /** The kept documents' tokens, when the config asks the cleaner to tokenize. */
+  tokens: TokenizeResult | null;
 }
 
 /** The cleaning stages in order, for a config. */
@@ -79,11 +89,17 @@ export class Cleaner {
     readonly config: CleanConfig,
     private readonly stages: DocStage[],
     private readonly hasher: MinHasher | null,
+    private readonly tokenizer: TokenizeTask | null,
   ) {}
 
   static async create(config: CleanConfig): Promise<Cleaner> {
     const stages = await buildCleanStages(config);
-    return new Cleaner(config, stages, config.dedup === 'minhash' ? new MinHasher(config.minhash) : null);
+    let tokenizer: TokenizeTask | null = null;
+    if (config.tokenize !== null) {
+      const tok = loadTokenizer(config.tokenize.source);
+      tokenizer = new TokenizeTask(tok, resolveEos(tok, config.tokenize.eos ?? undefined).id);
+    }
+    return new Cleaner(config, stages, config.dedup === 'minhash' ? new MinHasher(config.minhash) : null, tokenizer);
   }
 
   get stageNames(): string[] {
@@ -114,7 +130,8 @@ export class Cleaner {
       sig16.set(sk.sig16, i * numPerm);
       shingles[i] = sk.shingles;
     });
-    return { kept, hashes, bandKeys, sig16, shingles, stats: chain.stats(), bytesIn };
+    const tokens = this.tokenizer === null ? null : this.tokenizer.run(kept.map((d) => d.text));
+    return { kept, hashes, bandKeys, sig16, shingles, stats: chain.stats(), bytesIn, tokens };
   }
 }
 

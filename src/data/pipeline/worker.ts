@@ -14,7 +14,9 @@ async function buildHandler(init: WorkerInit): Promise<Handler> {
     return (req) => {
       if (req.kind !== 'clean') throw new Error(`clean worker: unexpected request '${req.kind}'`);
       const r = cleaner.process(req.docs);
-      return { result: r, transfer: [r.bandKeys.buffer as ArrayBuffer, r.sig16.buffer as ArrayBuffer, r.shingles.buffer as ArrayBuffer] };
+      const transfer = [r.bandKeys.buffer as ArrayBuffer, r.sig16.buffer as ArrayBuffer, r.shingles.buffer as ArrayBuffer];
+      if (r.tokens !== null) transfer.push(r.tokens.ids.buffer as ArrayBuffer, r.tokens.lengths.buffer as ArrayBuffer);
+      return { result: r, transfer };
     };
   }
   if (init.kind === 'tokenize') {
