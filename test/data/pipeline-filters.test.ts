@@ -12,6 +12,8 @@ import {
   parseFilterNames,
   piiTransform,
 } from '../../src/data/pipeline/filters/index.js';
+import { spacedWords } from '../../src/data/pipeline/filters/c4.js';
+import { exactDedupKey } from '../../src/data/pipeline/dedup.js';
 import { charSeq, duplicateNgramChars, isCjkText, scanWords, topNgramChars, wordOnlyTokens, wordSeq, wordSeqOfScan } from '../../src/data/pipeline/filters/text-stats.js';
 import { normalizeText } from '../../src/data/pipeline/normalize.js';
 import type { Doc } from '../../src/data/pipeline/types.js';
@@ -178,6 +180,25 @@ describe('Gopher repetition rules', () => {
 });
 
 describe('C4 rules', () => {
+  it('counts words and the longest word as line.split(/\\s+/) does, and the dedup key folds spaces as /\\s+/ does (random strings)', () => {
+    const pieces = ['ab', 'c', ' ', '  ', '\t', '\u00a0', '\u3000', '\u2028', '\ufeff', 'É', 'x'];
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 30 }), (parts) => {
+        const text = parts.join('');
+        expect(exactDedupKey(text)).toBe(text.normalize('NFKC').toLowerCase().replace(/\s+/gu, ' ').trim());
+        const line = text.trim();
+        if (line.length === 0) return;
+        const words = line.split(/\s+/);
+        expect(spacedWords(line)).toEqual({ count: words.length, longest: Math.max(...words.map((w) => w.length)) });
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('applies the lower-case line rules to a phrase a citation splits', () => {
+    expect(c4Lines('Enable java[12]script to read this page and its other parts.\n' + 'One two three four five six. Seven eight nine ten eleven. Twelve thirteen fourteen fifteen sixteen.').removed).toEqual({ c4_line_javascript: 1 });
+  });
+
   it("keeps only Shakespeare lines that end in terminal punctuation and have ≥ 5 words, as C4 does", () => {
     const passage = SHAKESPEARE.split('\n').slice(0, 24).join('\n');
     const r = c4Lines(passage);

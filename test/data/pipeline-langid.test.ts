@@ -98,6 +98,36 @@ describe('fast paths of language id', () => {
     expect(n).toBeGreaterThan(100);
   });
 
+  it('the fast scorer answers as eld itself on mixed scripts, long words, surrogates and 1,000+ characters', async () => {
+    // Whole texts (no sampling, one letter enough): the scorer itself is compared, past eld's own cuts.
+    const fast = await LanguageIdentifier.load({ jsonCache: true, sampleBytes: 100_000, minLetters: 1 });
+    const eld = await LanguageIdentifier.load({ jsonCache: false, sampleBytes: 100_000, minLetters: 1 });
+    const pieces = [
+      'the quick brown fox ',
+      'le renard brun rapide ',
+      'der schnelle braune Fuchs ',
+      'быстрая лиса ',
+      'すばやい茶色の狐 ',
+      '敏捷的棕色狐狸 ',
+      'الثعلب البني ',
+      '😀 ',
+      '𝐀𝐁𝐂 ',
+      'x'.repeat(90) + ' ',
+      'http://example.com/a?b=1 ',
+      '1234 5678 ',
+      '\ud800 ',
+      '— ',
+    ];
+    let state = 3;
+    const next = (): number => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    for (let t = 0; t < 1500; t++) {
+      let text = '';
+      const n = 1 + Math.floor(next() * (t % 10 === 0 ? 120 : 12));
+      for (let i = 0; i < n; i++) text += pieces[Math.floor(next() * pieces.length)];
+      expect(fast.detect(text), JSON.stringify(text)).toEqual(eld.detect(text));
+    }
+  });
+
   it('hasLetters equals counting \\p{L} matches', () => {
     const pieces = ['a', 'Z', '1', ' ', '.', 'é', '中', '𝐀', '😀', '\ud800', '٣', '\u0301'];
     let seed = 7;

@@ -570,8 +570,12 @@ export class NearDuplicateIndex {
 
 /** Text as exact deduplication compares it: NFKC, lower case, whitespace folded, trimmed. */
 export function exactDedupKey(text: string): string {
-  return text.normalize('NFKC').toLowerCase().replace(/\s+/gu, ' ').trim();
+  // Every whitespace run becomes one space; the pattern matches only runs that change (not the single
+  // spaces between words, which would each be replaced by themselves).
+  return text.normalize('NFKC').toLowerCase().replace(WHITESPACE_TO_FOLD_RE, ' ').trim();
 }
+
+const WHITESPACE_TO_FOLD_RE = /[^\S ]\s*|\s{2,}/gu;
 
 /** A 128-bit hash (MD5: speed, not security, matters here) of the exact-dedup key, base64. */
 export function exactHash(text: string): string {

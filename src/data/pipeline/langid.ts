@@ -211,7 +211,133 @@ async function loadEldFromJsonCache(model: EldModelSize): Promise<EldDetector | 
   if (typeof internals.createEld !== 'function') return null;
   const { instance, loadData } = internals.createEld();
   loadData(data);
-  return instance;
+  return (await FastEld.create(data, entry)) ?? instance;
+}
+
+interface EldHelpers {
+  separators: RegExp;
+  dictionary: readonly string[];
+  LanguageResult: new (language: string, results: number[], numNgrams: number, langCodes: Record<string, string>) => ReturnType<EldDetector['detect']>;
+}
+
+/**
+ * eld's detect() with the same answers, computed faster: eld keeps each n-gram's scores as an object
+ * keyed by language and walks it with for…in, per n-gram of every text — most of its time. Here an
+ * n-gram's scores become two typed arrays the first time the n-gram is seen (only the n-grams real
+ * text meets are converted, so loading costs nothing extra), and the text's n-grams are collected
+ * in a Set instead of an object. The text processing is eld's own (its separator regex and byte
+ * dictionary, imported from the package); scores are integer sums, so their order cannot change
+ * them; the result object is eld's LanguageResult, so scores and reliability are eld's too.
+ */
+class FastEld implements EldDetector {
+  private readonly cache = new Map<string, { langs: Int32Array; scores: Float64Array } | null>();
+  private readonly langCount: number;
+
+  private constructor(
+    private readonly ngrams: Record<string, Record<string, number> | undefined>,
+    private readonly langCodes: Record<string, string>,
+    private readonly helpers: EldHelpers,
+  ) {
+    this.langCount = Object.keys(langCodes).length;
+  }
+
+  /** From eld's table and its helper modules next to `entry`; null when they are not where expected. */
+  static async create(data: { languages: Record<string, string>; ngrams: Record<string, unknown> }, entry: URL): Promise<FastEld | null> {
+    try {
+      const [patterns, dict, result] = await Promise.all([
+        import(new URL('../regexPatterns.js', entry).href) as Promise<{ separators?: unknown }>,
+        import(new URL('../dictionary.js', entry).href) as Promise<{ dictionary?: unknown }>,
+        import(new URL('../LanguageResult.js', entry).href) as Promise<{ LanguageResult?: unknown }>,
+      ]);
+      if (!(patterns.separators instanceof RegExp) || !Array.isArray(dict.dictionary) || typeof result.LanguageResult !== 'function') return null;
+      return new FastEld(data.ngrams as Record<string, Record<string, number> | undefined>, data.languages, {
+        separators: patterns.separators,
+        dictionary: dict.dictionary as string[],
+        LanguageResult: result.LanguageResult as EldHelpers['LanguageResult'],
+      });
+    } catch {
+      return null;
+    }
+  }
+
+  detect(input: string): ReturnType<EldDetector['detect']> {
+    const text = input.substring(0, 1000).replace(this.helpers.separators, ' ').trim().toLowerCase();
+    const ngrams = byteNgrams(eldByteWords(text, this.helpers.dictionary));
+    const scores = new Float64Array(this.langCount);
+    for (const ngram of ngrams) {
+      let entry = this.cache.get(ngram);
+      if (entry === undefined) {
+        const byLang = this.ngrams[ngram];
+        if (byLang === undefined) entry = null;
+        else {
+          const keys = Object.keys(byLang);
+          entry = { langs: Int32Array.from(keys, Number), scores: Float64Array.from(keys, (k) => byLang[k]!) };
+        }
+        this.cache.set(ngram, entry);
+      }
+      if (entry === null) continue;
+      const { langs, scores: add } = entry;
+      // eld subtracted 53 from every stored score to shrink its table; it adds it back here.
+      for (let k = 0; k < langs.length; k++) scores[langs[k]!]! += add[k]! + 53;
+    }
+    // getMaxLang: the first language with the largest positive score.
+    let best = -1;
+    let bestScore = 0;
+    for (let i = 0; i < scores.length; i++) {
+      if (scores[i]! > 0 && scores[i]! > bestScore) {
+        bestScore = scores[i]!;
+        best = i;
+      }
+    }
+    if (best < 0) return new this.helpers.LanguageResult('', [], 0, {});
+    return new this.helpers.LanguageResult(this.langCodes[String(best)]!, Array.from(scores), ngrams.size, this.langCodes);
+  }
+}
+
+/** eld's strToUtf8Bytes: words as strings of byte symbols (its dictionary), cut near 350 bytes. */
+function eldByteWords(str: string, dictionary: readonly string[]): string[] {
+  let encoded = '';
+  const words: string[] = [];
+  let countBytes = 0;
+  for (let ii = 0; ii < str.length; ii++) {
+    let code = str.charCodeAt(ii);
+    if (code < 0x80) {
+      if (code === 32) {
+        if (encoded !== '') {
+          words.push(encoded);
+          encoded = '';
+        }
+        if (countBytes > 350) break;
+      } else encoded += str[ii];
+      countBytes++;
+    } else if (code < 0x800) {
+      encoded += dictionary[0xc0 | (code >> 6)]! + dictionary[0x80 | (code & 0x3f)]!;
+      countBytes += 2;
+    } else if (code < 0xd800 || code >= 0xe000) {
+      encoded += dictionary[0xe0 | (code >> 12)]! + dictionary[0x80 | ((code >> 6) & 0x3f)]! + dictionary[0x80 | (code & 0x3f)]!;
+      countBytes += 3;
+    } else {
+      ii++;
+      code = 0x10000 + (((code & 0x3ff) << 10) | (str.charCodeAt(ii) & 0x3ff));
+      encoded += dictionary[0xf0 | (code >> 18)]! + dictionary[0x80 | ((code >> 12) & 0x3f)]! + dictionary[0x80 | ((code >> 6) & 0x3f)]! + dictionary[0x80 | (code & 0x3f)]!;
+      countBytes += 4;
+    }
+    if (countBytes > 380) break;
+  }
+  if (encoded !== '') words.push(encoded);
+  return words;
+}
+
+/** eld's getByteNgrams: 4-symbol n-grams at stride 3 per word, the first with a leading space, the last with a trailing one. */
+function byteNgrams(words: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const word of words) {
+    const len = Math.min(word.length, 70);
+    let j = 0;
+    for (; j + 4 < len; j += 3) out.add((j === 0 ? ' ' : '') + word.substring(j, j + 4));
+    out.add((j === 0 ? ' ' : '') + word.substring(len !== 3 ? len - 4 : 0) + ' ');
+  }
+  return out;
 }
 
 function isEldTable(data: unknown): data is { type: string; languages: Record<string, string>; ngrams: Record<string, unknown> } {
