@@ -14,6 +14,7 @@ import {
 } from '../../src/data/pipeline/filters/index.js';
 import { spacedWords } from '../../src/data/pipeline/filters/c4.js';
 import { exactDedupKey } from '../../src/data/pipeline/dedup.js';
+import { countCjkChars, countLettersAndDigits, lettersAndDigitsSeq } from '../../src/data/pipeline/filters/text-stats.js';
 import { charSeq, duplicateNgramChars, isCjkText, scanWords, topNgramChars, wordOnlyTokens, wordSeq, wordSeqOfScan } from '../../src/data/pipeline/filters/text-stats.js';
 import { normalizeText } from '../../src/data/pipeline/normalize.js';
 import type { Doc } from '../../src/data/pipeline/types.js';
@@ -175,6 +176,25 @@ describe('Gopher repetition rules', () => {
         expect(duplicateNgramChars(charSeq(chars), n)).toBe(refDup([...chars], n));
       }),
       { numRuns: 400 },
+    );
+  });
+});
+
+describe('character classes by table', () => {
+  it('count CJK characters and letters/digits, and keep letters/digits, exactly as the Unicode regexes do', () => {
+    const pieces = ['a', '1', ' ', '，', '中', '文', 'の', 'カ', '한', '𠀀', '😀', '\ud800', '\udc00', '٣', '\u0301', 'é', '.'];
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 40 }), (parts) => {
+        const text = parts.join('');
+        expect(countCjkChars(text)).toBe(text.match(/[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/gu)?.length ?? 0);
+        expect(countLettersAndDigits(text)).toBe(text.match(/[\p{L}\p{N}]/gu)?.length ?? 0);
+        const want = charSeq(text.replace(/[^\p{L}\p{N}]+/gu, ''));
+        const got = lettersAndDigitsSeq(text);
+        expect(Array.from(got.ids)).toEqual(Array.from(want.ids));
+        expect(Array.from(got.prefix)).toEqual(Array.from(want.prefix));
+        expect(got.length).toBe(want.length);
+      }),
+      { numRuns: 3000 },
     );
   });
 });

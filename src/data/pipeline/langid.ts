@@ -250,6 +250,7 @@ class FastEld implements EldDetector {
         import(new URL('../LanguageResult.js', entry).href) as Promise<{ LanguageResult?: unknown }>,
       ]);
       if (!(patterns.separators instanceof RegExp) || !Array.isArray(dict.dictionary) || typeof result.LanguageResult !== 'function') return null;
+      if (dict.dictionary.length !== 256 || !dict.dictionary.every((c) => typeof c === 'string' && c.length === 1)) return null;
       return new FastEld(data.ngrams as Record<string, Record<string, number> | undefined>, data.languages, {
         separators: patterns.separators,
         dictionary: dict.dictionary as string[],
@@ -296,36 +297,56 @@ class FastEld implements EldDetector {
 
 /** eld's strToUtf8Bytes: words as strings of byte symbols (its dictionary), cut near 350 bytes. */
 function eldByteWords(str: string, dictionary: readonly string[]): string[] {
-  let encoded = '';
+  // Symbols are collected as UTF-16 codes and turned into a string once per word: eld appends them
+  // one at a time, which builds a rope per word and costs more than all its scoring.
+  const codes = dictionaryCodes(dictionary);
   const words: string[] = [];
+  let n = 0;
   let countBytes = 0;
+  const flush = (): void => {
+    if (n > 0) words.push(String.fromCharCode.apply(null, wordBuf.subarray(0, n) as unknown as number[]));
+    n = 0;
+  };
   for (let ii = 0; ii < str.length; ii++) {
     let code = str.charCodeAt(ii);
     if (code < 0x80) {
       if (code === 32) {
-        if (encoded !== '') {
-          words.push(encoded);
-          encoded = '';
-        }
+        flush();
         if (countBytes > 350) break;
-      } else encoded += str[ii];
+      } else wordBuf[n++] = code;
       countBytes++;
     } else if (code < 0x800) {
-      encoded += dictionary[0xc0 | (code >> 6)]! + dictionary[0x80 | (code & 0x3f)]!;
+      wordBuf[n++] = codes[0xc0 | (code >> 6)]!;
+      wordBuf[n++] = codes[0x80 | (code & 0x3f)]!;
       countBytes += 2;
     } else if (code < 0xd800 || code >= 0xe000) {
-      encoded += dictionary[0xe0 | (code >> 12)]! + dictionary[0x80 | ((code >> 6) & 0x3f)]! + dictionary[0x80 | (code & 0x3f)]!;
+      wordBuf[n++] = codes[0xe0 | (code >> 12)]!;
+      wordBuf[n++] = codes[0x80 | ((code >> 6) & 0x3f)]!;
+      wordBuf[n++] = codes[0x80 | (code & 0x3f)]!;
       countBytes += 3;
     } else {
       ii++;
       code = 0x10000 + (((code & 0x3ff) << 10) | (str.charCodeAt(ii) & 0x3ff));
-      encoded += dictionary[0xf0 | (code >> 18)]! + dictionary[0x80 | ((code >> 12) & 0x3f)]! + dictionary[0x80 | ((code >> 6) & 0x3f)]! + dictionary[0x80 | (code & 0x3f)]!;
+      wordBuf[n++] = codes[0xf0 | (code >> 18)]!;
+      wordBuf[n++] = codes[0x80 | ((code >> 12) & 0x3f)]!;
+      wordBuf[n++] = codes[0x80 | ((code >> 6) & 0x3f)]!;
+      wordBuf[n++] = codes[0x80 | (code & 0x3f)]!;
       countBytes += 4;
     }
     if (countBytes > 380) break;
   }
-  if (encoded !== '') words.push(encoded);
+  flush();
   return words;
+}
+
+/** A word is cut by eld after at most ~384 bytes, 4 symbols per code point at most. */
+const wordBuf = new Uint16Array(2048);
+let codesOf: { dictionary: readonly string[]; codes: Uint16Array } | null = null;
+
+/** The dictionary's symbols as UTF-16 codes (every entry is one unit). */
+function dictionaryCodes(dictionary: readonly string[]): Uint16Array {
+  if (codesOf === null || codesOf.dictionary !== dictionary) codesOf = { dictionary, codes: Uint16Array.from(dictionary, (c) => c.charCodeAt(0)) };
+  return codesOf.codes;
 }
 
 /** eld's getByteNgrams: 4-symbol n-grams at stride 3 per word, the first with a leading space, the last with a trailing one. */

@@ -412,7 +412,9 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
   // ---- 1. clean ----
   if (manifest.stage === 'clean') {
     const tokenizeInWorkers = settings.tokenizer !== null && options.pretokenize !== false;
-    const cleanConfig: CleanConfig = { ...settings.clean, boilerplate, tokenize: tokenizeInWorkers ? { source: settings.tokenizer!, eos: settings.eos } : null };
+    // Tokenized in the workers, the cleaned texts are needed again only to be kept for inspection.
+    const keepText = !tokenizeInWorkers || options.keepWork === true;
+    const cleanConfig: CleanConfig = { ...settings.clean, boilerplate, tokenize: tokenizeInWorkers ? { source: settings.tokenizer!, eos: settings.eos } : null, keepText };
     const poolStart = WorkerPool.start(workers, { kind: 'clean', config: cleanConfig });
     // This thread's tokenizer (for EOS, the vocabulary size and tokenizer.json) loads while the workers start.
     try {
@@ -433,8 +435,10 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
         const idx = manifest.clean.chunks.length;
         if (tokenizeInWorkers) writeFileAtomicSync(join(work, chunkName(idx, 'tok')), encodeChunkTokens(results.map((r) => r.tokens!)));
         const kept: CleanDoc[] = results.flatMap((r) => r.kept);
-        const lines = kept.map((d) => JSON.stringify(d)).join('\n');
-        writeFileAtomicSync(join(work, chunkName(idx, 'jsonl')), kept.length > 0 ? `${lines}\n` : '');
+        if (keepText) {
+          const lines = kept.map((d) => JSON.stringify(d)).join('\n');
+          writeFileAtomicSync(join(work, chunkName(idx, 'jsonl')), kept.length > 0 ? `${lines}\n` : '');
+        }
         const sk = {
           hashes: results.flatMap((r) => r.hashes),
           bandKeys: concatF64(results.map((r) => r.bandKeys)),
@@ -446,7 +450,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
           ids: kept.map((d) => d.id),
           langs: kept.map((d) => d.lang),
           sources: kept.map((d) => d.source),
-          bytes: kept.map((d) => Buffer.byteLength(d.text, 'utf8')),
+          bytes: kept.map((d) => d.bytes),
           chars: wantChars ? distinctChars(kept) : '',
         };
         writeJson(join(work, chunkName(idx, 'meta.json')), meta);

@@ -42,6 +42,11 @@ export interface CleanConfig {
    * tokenizing to the pack stage.
    */
   tokenize: { source: string; eos: string | null } | null;
+  /**
+   * Send the kept texts back (default true). Off when the texts are tokenized here and nobody
+   * reads them afterwards: they then never cross back to the main thread nor go to disk.
+   */
+  keepText?: boolean;
 }
 
 /** A kept document with what deduplication needs. */
@@ -49,7 +54,10 @@ export interface CleanDoc {
   id: string;
   source: string;
   lang: string;
+  /** The cleaned text ('' when the config's keepText is false). */
   text: string;
+  /** UTF-8 bytes of the cleaned text. */
+  bytes: number;
 }
 
 export interface CleanBatchResult {
@@ -117,7 +125,7 @@ export class Cleaner {
       bytesIn += Buffer.byteLength(input.text, 'utf8');
       const doc = chain.process(input);
       if (doc === null) continue;
-      kept.push({ id: doc.id, source: doc.source, lang: doc.lang ?? 'und', text: doc.text });
+      kept.push({ id: doc.id, source: doc.source, lang: doc.lang ?? 'und', text: doc.text, bytes: Buffer.byteLength(doc.text, 'utf8') });
       if (this.config.dedup !== 'none') hashes.push(exactHash(doc.text));
       if (this.hasher !== null) sketches.push(this.hasher.sketch(doc.text));
     }
@@ -131,6 +139,7 @@ export class Cleaner {
       shingles[i] = sk.shingles;
     });
     const tokens = this.tokenizer === null ? null : this.tokenizer.run(kept.map((d) => d.text));
+    if (this.config.keepText === false) for (const d of kept) d.text = '';
     return { kept, hashes, bandKeys, sig16, shingles, stats: chain.stats(), bytesIn, tokens };
   }
 }

@@ -18,12 +18,11 @@ import type { Doc, DocFilter } from '../types.js';
 import { lineParagraphRepetition } from './gopher.js';
 import {
   bulletAndEllipsisLineRatios,
-  charSeq,
   countCjkChars,
   countOccurrences,
   duplicateNgramChars,
   isCjkText,
-  lettersAndDigits,
+  lettersAndDigitsSeq,
   topNgramChars,
 } from './text-stats.js';
 
@@ -100,9 +99,9 @@ export function cjkFilter(opts: CjkOptions = {}): DocFilter {
       const text = doc.text;
       if (!isCjkText(text, doc.lang)) return null;
       const cjk = countCjkChars(text);
-      const content = lettersAndDigits(text);
+      const seq = lettersAndDigitsSeq(text);
       // Ratio first: a "zh" page that is mostly Latin text is mislabelled, whatever its length.
-      if (minRatio !== null && cjk / Math.max(1, content.length) < minRatio) return 'cjk_low_cjk_ratio';
+      if (minRatio !== null && cjk / Math.max(1, seq.length) < minRatio) return 'cjk_low_cjk_ratio';
       if (minChars !== null && cjk < minChars) return 'cjk_short_doc';
       if (maxChars !== null && cjk > maxChars) return 'cjk_long_doc';
       if (cjk === 0) return 'cjk_short_doc';
@@ -119,7 +118,6 @@ export function cjkFilter(opts: CjkOptions = {}): DocFilter {
       }
       const lp = lineParagraphRepetition(text, 'cjk', limits);
       if (lp) return lp;
-      const seq = charSeq(content);
       const len = text.length;
       // As in the Gopher rules: past an n with no repeated n-gram, no longer one repeats (both measures are 0).
       let noRepeatFrom = Infinity;

@@ -25,6 +25,8 @@ export interface PiiOptions {
 // Local part and domain labels are length-bounded so a long run of dots cannot make matching slow.
 const EMAIL_RE = /(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![\w-])/g;
 
+const EMAIL_HINT_RE = /[\w.%+-]@[A-Za-z0-9]/;
+
 const IPV4_RE = /(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)/g;
 // Candidates only; node:net's isIPv6 decides. Preceding/following word chars or ':' excluded so
 // "std::vector" and clock times "12:30:45" are not candidates (times also fail isIPv6).
@@ -58,8 +60,8 @@ export function maskPii(text: string, opts: PiiOptions = {}, counts?: Record<str
   let out = text;
   if (opts.email ?? true) {
     const token = opts.emailToken ?? '<EMAIL>';
-    // Quick reject: most documents have no '@'.
-    if (out.includes('@')) {
+    // Quick reject: an address needs a name character, '@', then a letter or digit (wikitext's " @-@ " has none).
+    if (EMAIL_HINT_RE.test(out)) {
       out = out.replace(EMAIL_RE, () => {
         bump('email');
         return token;
@@ -87,7 +89,8 @@ export function maskPii(text: string, opts: PiiOptions = {}, counts?: Record<str
   }
   if (opts.phone ?? true) {
     const token = opts.phoneToken ?? '<PHONE>';
-    for (const re of PHONE_PATTERNS) {
+    // Every pattern's match must hold at least 7 digits.
+    for (const re of digitCount(out) >= 7 ? PHONE_PATTERNS : []) {
       out = out.replace(re, (m) => {
         const d = digitCount(m);
         if (d < 7 || d > 15) return m;

@@ -69,6 +69,8 @@ const C_LNM = 1;
 const C_LN = 2;
 const C_L = 4;
 const C_SPACE = 8;
+/** Han, Hiragana, Katakana, Hangul (CJK_CHAR_RE). */
+const C_CJK = 16;
 const C_KNOWN = 128;
 const classTable = new Uint8Array(0x10000);
 const astralClasses = new Map<number, number>();
@@ -76,7 +78,9 @@ const LNM_RE = /^[\p{L}\p{N}\p{M}]$/u;
 const SPACE_RE = /^\s$/u;
 
 function classOfString(ch: string): number {
-  return (LNM_RE.test(ch) ? C_LNM : 0) | (HAS_WORD_CHAR_RE.test(ch) ? C_LN : 0) | (HAS_ALPHA_RE.test(ch) ? C_L : 0) | (SPACE_RE.test(ch) ? C_SPACE : 0) | C_KNOWN;
+  return (
+    (LNM_RE.test(ch) ? C_LNM : 0) | (HAS_WORD_CHAR_RE.test(ch) ? C_LN : 0) | (HAS_ALPHA_RE.test(ch) ? C_L : 0) | (SPACE_RE.test(ch) ? C_SPACE : 0) | (CJK_CHAR_RE.test(ch) ? C_CJK : 0) | C_KNOWN
+  );
 }
 
 /** Class bits of the code point at `i` (a pair when a valid one starts there), and its width in `scanWidth`. */
@@ -507,24 +511,49 @@ export function duplicateNgramChars(seq: UnitSeq, n: number): number {
 
 /** Han, Hiragana, Katakana, Hangul (and their extension/compatibility blocks). */
 const CJK_CHAR_RE = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
-const CJK_CHAR_GLOBAL_RE = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/gu;
-const LETTER_OR_DIGIT_GLOBAL_RE = /[\p{L}\p{N}]/gu;
 
 export function isCjkChar(ch: string): boolean {
   return CJK_CHAR_RE.test(ch);
 }
 
-export function countCjkChars(text: string): number {
-  return text.match(CJK_CHAR_GLOBAL_RE)?.length ?? 0;
+/** Code points of `text` with class bit `bit` (a table lookup per unit instead of a regex match array). */
+function countClass(text: string, bit: number): number {
+  let n = 0;
+  for (let i = 0; i < text.length; ) {
+    if (classAt(text, i) & bit) n++;
+    i += scanWidth;
+  }
+  return n;
 }
 
+/** CJK code points (CJK_CHAR_RE), counted. */
+export function countCjkChars(text: string): number {
+  return countClass(text, C_CJK);
+}
+
+/** Letters and digits ([\p{L}\p{N}] code points), counted. */
 export function countLettersAndDigits(text: string): number {
-  return text.match(LETTER_OR_DIGIT_GLOBAL_RE)?.length ?? 0;
+  return countClass(text, C_LN);
 }
 
 /** Letters and digits only (punctuation, symbols and spaces removed): the character stream of the CJK n-gram rules. */
 export function lettersAndDigits(text: string): string {
   return text.replace(/[^\p{L}\p{N}]+/gu, '');
+}
+
+/** charSeq(lettersAndDigits(text)), built in one pass without the intermediate string. */
+export function lettersAndDigitsSeq(text: string): UnitSeq {
+  const ids = new Int32Array(text.length);
+  let n = 0;
+  for (let i = 0; i < text.length; ) {
+    const keep = (classAt(text, i) & C_LN) !== 0;
+    const width = scanWidth;
+    if (keep) for (let k = 0; k < width; k++) ids[n++] = text.charCodeAt(i + k);
+    i += width;
+  }
+  const prefix = new Float64Array(n + 1);
+  for (let i = 1; i <= n; i++) prefix[i] = i;
+  return { ids: ids.subarray(0, n), prefix, length: n };
 }
 
 export const CJK_LANGS: ReadonlySet<string> = new Set(['zh', 'ja', 'ko']);
