@@ -4,8 +4,12 @@
 // attributes, dispatched on the process's kernel path. Results are the same bits on every path.
 #include <napi.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "cpu.h"
 
@@ -83,10 +87,296 @@ Napi::Value MinhashSignature(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- Gopher word statistics (src/data/pipeline/filters/text-stats.ts is the specification) ----
+
+// Class bits of a UTF-16 unit, as text-stats.ts fills its table from the Unicode regexes.
+constexpr uint8_t C_LNM = 1, C_LN = 2, C_L = 4, C_SPACE = 8;
+
+// The string's UTF-16 units, copied into a per-thread buffer (the data pipeline runs one per worker).
+const std::vector<char16_t>& utf16_of(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  thread_local std::vector<char16_t> buf;
+  if (i >= info.Length() || !info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": 'text' must be a string");
+  napi_env env = info.Env();
+  size_t len = 0;
+  napi_get_value_string_utf16(env, info[i], nullptr, 0, &len);
+  buf.resize(len + 1);
+  napi_get_value_string_utf16(env, info[i], buf.data(), len + 1, &len);
+  buf.resize(len);
+  return buf;
+}
+
+template <typename T>
+T* typed_data(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, const char* fn, const char* name,
+              size_t* length) {
+  if (i >= info.Length() || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": '" + name + "' has the wrong type");
+  }
+  Napi::TypedArray a = info[i].As<Napi::TypedArray>();
+  *length = a.ElementLength();
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+}
+
+// textWordScan(text, classes: Uint8Array(65536), starts: Int32Array, ends: Int32Array, stats: Int32Array(4)):
+// the word-token spans of scanWords and its whitespace-chunk counts: stats = [count, chars, spaced,
+// spacedAlpha]. The text must hold no surrogate (the caller checks; astral characters take the
+// TypeScript path), and starts/ends must have room for length/2 + 1 words.
+Napi::Value TextWordScan(const Napi::CallbackInfo& info) {
+  const char* fn = "textWordScan";
+  const std::vector<char16_t>& text = utf16_of(info, 0, fn);
+  size_t n_classes = 0, n_starts = 0, n_ends = 0, n_stats = 0;
+  const uint8_t* cls_of = typed_data<uint8_t>(info, 1, napi_uint8_array, fn, "classes", &n_classes);
+  int32_t* starts = typed_data<int32_t>(info, 2, napi_int32_array, fn, "starts", &n_starts);
+  int32_t* ends = typed_data<int32_t>(info, 3, napi_int32_array, fn, "ends", &n_ends);
+  int32_t* stats = typed_data<int32_t>(info, 4, napi_int32_array, fn, "stats", &n_stats);
+  const size_t len = text.size();
+  if (n_classes != 65536 || n_stats < 4 || n_starts < len / 2 + 1 || n_ends < len / 2 + 1) {
+    throw Napi::RangeError::New(info.Env(), "textWordScan: classes must have 65536 entries, stats 4, starts/ends length/2 + 1");
+  }
+  const char16_t* t = text.data();
+  int32_t count = 0, chars = 0, spaced = 0, spaced_alpha = 0;
+  bool in_chunk = false, chunk_alpha = false;
+  auto visit = [&](uint8_t c) {
+    if (c & C_SPACE) {
+      if (in_chunk) {
+        ++spaced;
+        if (chunk_alpha) ++spaced_alpha;
+        in_chunk = false;
+      }
+    } else {
+      if (!in_chunk) {
+        in_chunk = true;
+        chunk_alpha = false;
+      }
+      if (c & C_L) chunk_alpha = true;
+    }
+  };
+  size_t i = 0;
+  while (i < len) {
+    uint8_t c = cls_of[t[i]];
+    if (c & C_SPACE) {
+      visit(c);
+      ++i;
+      continue;
+    }
+    if (c & C_LNM) {
+      const size_t start = i;
+      bool is_word = false;
+      for (;;) {
+        while (i < len) {
+          c = cls_of[t[i]];
+          if (!(c & C_LNM)) break;
+          visit(c);
+          if (c & C_LN) is_word = true;
+          ++i;
+        }
+        if (i + 1 < len) {
+          const char16_t j = t[i];
+          if ((j == 0x27 || j == 0x2019 || j == 0x2e || j == 0x2d || j == 0x5f) && (cls_of[t[i + 1]] & C_LNM)) {
+            visit(cls_of[j]);
+            ++i;
+            continue;
+          }
+        }
+        break;
+      }
+      if (is_word) {
+        starts[count] = static_cast<int32_t>(start);
+        ends[count] = static_cast<int32_t>(i);
+        ++count;
+        chars += static_cast<int32_t>(i - start);
+      }
+      continue;
+    }
+    while (i < len) {
+      c = cls_of[t[i]];
+      if (c & (C_SPACE | C_LNM)) break;
+      visit(c);
+      ++i;
+    }
+  }
+  if (in_chunk) {
+    ++spaced;
+    if (chunk_alpha) ++spaced_alpha;
+  }
+  stats[0] = count;
+  stats[1] = chars;
+  stats[2] = spaced;
+  stats[3] = spaced_alpha;
+  return Napi::Number::New(info.Env(), count);
+}
+
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+// An open-addressing table of 64-bit keys with a count and a first position, cleared by generation.
+struct NgramTable {
+  std::vector<uint64_t> key;
+  std::vector<int32_t> count, first;
+  std::vector<uint32_t> stamp;
+  uint32_t gen = 0;
+  size_t mask = 0;
+  void reset(size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap <<= 1;
+    if (cap > key.size()) {
+      key.assign(cap, 0);
+      count.assign(cap, 0);
+      first.assign(cap, 0);
+      stamp.assign(cap, 0);
+      gen = 0;
+    }
+    mask = cap - 1;
+    if (++gen == 0) {
+      std::fill(stamp.begin(), stamp.end(), 0);
+      gen = 1;
+    }
+  }
+  size_t slot(uint64_t k, int32_t pos) {
+    size_t i = mix64(k) & mask;
+    for (;;) {
+      if (stamp[i] != gen) {
+        stamp[i] = gen;
+        key[i] = k;
+        count[i] = 0;
+        first[i] = pos;
+        return i;
+      }
+      if (key[i] == k) return i;
+      i = (i + 1) & mask;
+    }
+  }
+};
+
+// ngramRepetition(text, starts, ends, count, ns: Int32Array, fracs: Float64Array, dup: Uint8Array):
+// the Gopher repetition rules over the scanned words, in order: for rule r, the characters covered by
+// the most frequent word n-gram (dup[r] = 0; a space between words counts one) or in duplicated
+// n-grams, left to right without overlap (dup[r] = 1), over the text's length, against fracs[r].
+// Returns the first rule over its limit, or -1. Past an n with no repeated n-gram no longer n-gram
+// repeats, so those rules are skipped, as in gopher.ts. Words are equal when their units are.
+Napi::Value NgramRepetition(const Napi::CallbackInfo& info) {
+  const char* fn = "ngramRepetition";
+  const std::vector<char16_t>& text = utf16_of(info, 0, fn);
+  size_t n_starts = 0, n_ends = 0, n_ns = 0, n_fracs = 0, n_dup = 0;
+  const int32_t* starts = typed_data<int32_t>(info, 1, napi_int32_array, fn, "starts", &n_starts);
+  const int32_t* ends = typed_data<int32_t>(info, 2, napi_int32_array, fn, "ends", &n_ends);
+  if (info.Length() < 4 || !info[3].IsNumber()) throw Napi::TypeError::New(info.Env(), "ngramRepetition: 'count' must be a number");
+  const int64_t words = info[3].As<Napi::Number>().Int64Value();
+  const int32_t* ns = typed_data<int32_t>(info, 4, napi_int32_array, fn, "ns", &n_ns);
+  const double* fracs = typed_data<double>(info, 5, napi_float64_array, fn, "fracs", &n_fracs);
+  const uint8_t* dup = typed_data<uint8_t>(info, 6, napi_uint8_array, fn, "dup", &n_dup);
+  if (words < 0 || static_cast<size_t>(words) > n_starts || static_cast<size_t>(words) > n_ends || n_fracs != n_ns ||
+      n_dup != n_ns) {
+    throw Napi::RangeError::New(info.Env(), "ngramRepetition: count exceeds the spans, or ns/fracs/dup differ in length");
+  }
+  const char16_t* t = text.data();
+  const size_t len = text.size();
+  for (int64_t w = 0; w < words; ++w) {
+    if (starts[w] < 0 || ends[w] < starts[w] || static_cast<size_t>(ends[w]) > len) {
+      throw Napi::RangeError::New(info.Env(), "ngramRepetition: a word span lies outside the text");
+    }
+  }
+  // Word ids (equal units, equal id) and the prefix of word lengths.
+  thread_local std::vector<int32_t> ids;
+  thread_local std::vector<double> prefix;
+  thread_local std::vector<uint64_t> hashes;
+  thread_local NgramTable table;
+  ids.resize(words);
+  prefix.assign(words + 1, 0.0);
+  {
+    // Keyed by a 64-bit hash of the units; a hit is confirmed by comparing them.
+    table.reset(static_cast<size_t>(words));
+    int32_t next = 0;
+    for (int64_t w = 0; w < words; ++w) {
+      const char16_t* p = t + starts[w];
+      const int32_t n = ends[w] - starts[w];
+      uint64_t h = 0xcbf29ce484222325ULL ^ static_cast<uint64_t>(n);
+      for (int32_t k = 0; k < n; ++k) h = (h ^ p[k]) * 0x100000001b3ULL;
+      size_t i = mix64(h) & table.mask;
+      for (;;) {
+        if (table.stamp[i] != table.gen) {
+          table.stamp[i] = table.gen;
+          table.key[i] = h;
+          table.first[i] = static_cast<int32_t>(w);
+          table.count[i] = next;
+          ids[w] = next++;
+          break;
+        }
+        if (table.key[i] == h) {
+          const int32_t f = table.first[i];
+          if (ends[f] - starts[f] == n && std::memcmp(t + starts[f], p, sizeof(char16_t) * n) == 0) {
+            ids[w] = table.count[i];
+            break;
+          }
+        }
+        i = (i + 1) & table.mask;
+      }
+      prefix[w + 1] = prefix[w] + n;
+    }
+  }
+  // Prefix polynomial hashes mod 2^64 of the (mixed) ids: the n-gram at i is H[i+n] - H[i]·B^n.
+  constexpr uint64_t B = 0x9e3779b97f4a7c15ULL;
+  hashes.resize(words + 1);
+  hashes[0] = 0;
+  for (int64_t k = 0; k < words; ++k) hashes[k + 1] = hashes[k] * B + mix64(static_cast<uint64_t>(ids[k]) + 1);
+  auto ngram = [&](int64_t i, int64_t n, uint64_t pow) { return hashes[i + n] - hashes[i] * pow; };
+  const double text_len = static_cast<double>(len);
+  int64_t no_repeat_from = INT64_MAX;
+  for (size_t r = 0; r < n_ns; ++r) {
+    const int64_t n = ns[r];
+    if (n < 1) throw Napi::RangeError::New(info.Env(), "ngramRepetition: every n must be ≥ 1");
+    if (n >= no_repeat_from) continue;
+    uint64_t pow = 1;
+    for (int64_t k = 0; k < n; ++k) pow *= B;
+    const int64_t total = words - n + 1;
+    double chars = 0;
+    if (total > 0) {
+      table.reset(static_cast<size_t>(total));
+      if (!dup[r]) {
+        int32_t best = 1;
+        int64_t best_first = -1;
+        for (int64_t i = 0; i < total; ++i) {
+          const size_t s = table.slot(ngram(i, n, pow), static_cast<int32_t>(i));
+          const int32_t c = ++table.count[s];
+          if (c > best) {
+            best = c;
+            best_first = table.first[s];
+          } else if (c == best && best_first >= 0 && table.first[s] < best_first) {
+            best_first = table.first[s];
+          }
+        }
+        if (best_first >= 0) chars = (prefix[best_first + n] - prefix[best_first] + static_cast<double>(n - 1)) * best;
+      } else {
+        int64_t i = 0;
+        while (i < total) {
+          const size_t s = table.slot(ngram(i, n, pow), static_cast<int32_t>(i));
+          if (table.count[s] > 0) {
+            chars += prefix[i + n] - prefix[i];
+            i += n;
+          } else {
+            table.count[s] = 1;
+            ++i;
+          }
+        }
+      }
+    }
+    if (chars == 0) no_repeat_from = n;
+    if (chars / text_len > fracs[r]) return Napi::Number::New(info.Env(), static_cast<double>(r));
+  }
+  return Napi::Number::New(info.Env(), -1);
+}
+
 }  // namespace
 
 void RegisterText(Napi::Env env, Napi::Object exports) {
   exports.Set("minhashSignature", Napi::Function::New(env, MinhashSignature, "minhashSignature"));
+  exports.Set("textWordScan", Napi::Function::New(env, TextWordScan, "textWordScan"));
+  exports.Set("ngramRepetition", Napi::Function::New(env, NgramRepetition, "ngramRepetition"));
 }
 
 }  // namespace weft

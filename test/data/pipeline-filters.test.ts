@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -14,11 +15,14 @@ import {
 } from '../../src/data/pipeline/filters/index.js';
 import { spacedWords } from '../../src/data/pipeline/filters/c4.js';
 import { exactDedupKey } from '../../src/data/pipeline/dedup.js';
-import { countCjkChars, countLettersAndDigits, lettersAndDigitsSeq } from '../../src/data/pipeline/filters/text-stats.js';
+import { countCjkChars, countLettersAndDigits, lettersAndDigitsSeq, scanWordsTS, setNativeTextKernels, wordNgramRepetition } from '../../src/data/pipeline/filters/text-stats.js';
+import { GOPHER_DUP_NGRAMS } from '../../src/data/pipeline/filters/gopher.js';
+import { nativeAddonExports } from '../../src/tensor/backend/native.js';
 import { charSeq, duplicateNgramChars, isCjkText, scanWords, topNgramChars, wordOnlyTokens, wordSeq, wordSeqOfScan } from '../../src/data/pipeline/filters/text-stats.js';
 import { normalizeText } from '../../src/data/pipeline/normalize.js';
 import type { Doc } from '../../src/data/pipeline/types.js';
 
+const SHARED = fileURLToPath(new URL('../../../shared/data', import.meta.url));
 const SHAKESPEARE = readFileSync(new URL('../../../shared/data/tinyshakespeare/input.txt', import.meta.url), 'utf8');
 const SANGUO = normalizeText(readFileSync(new URL('../../../shared/data/zh/sanguo_yanyi.txt', import.meta.url), 'utf8'));
 const LUNYU = JSON.parse(readFileSync(new URL('../../../shared/data/zh/lunyu.json', import.meta.url), 'utf8')) as Array<{
@@ -177,6 +181,55 @@ describe('Gopher repetition rules', () => {
       }),
       { numRuns: 400 },
     );
+  });
+});
+
+describe.skipIf(nativeAddonExports()?.textWordScan === undefined)('native word scan and n-gram repetition (native/text.cc)', () => {
+  const top = [
+    [2, 0.2],
+    [3, 0.18],
+    [4, 0.16],
+  ] as const;
+  const dup = GOPHER_DUP_NGRAMS;
+  const both = (text: string): void => {
+    setNativeTextKernels(true);
+    const scanN = scanWords(text);
+    const native = { ...scanN, starts: Array.from(scanN.starts.subarray(0, scanN.count)), ends: Array.from(scanN.ends.subarray(0, scanN.count)) };
+    const repN = wordNgramRepetition(text, scanN, top, dup);
+    // Loose limits make every rule run to the end (none fires), so each measure is compared.
+    const allN = wordNgramRepetition(text, scanN, [[2, 2], [3, 2]], [[5, 2], [7, 2]]);
+    setNativeTextKernels(false);
+    const scanT = scanWordsTS(text);
+    expect(native, JSON.stringify(text).slice(0, 200)).toEqual({ ...scanT, starts: Array.from(scanT.starts.subarray(0, scanT.count)), ends: Array.from(scanT.ends.subarray(0, scanT.count)) });
+    expect(repN).toEqual(wordNgramRepetition(text, scanT, top, dup));
+    expect(allN).toEqual(wordNgramRepetition(text, scanT, [[2, 2], [3, 2]], [[5, 2], [7, 2]]));
+  };
+
+  it('gives the TypeScript answers on random and repetitive text', () => {
+    const words = ['the', 'cat', 'sat', "don't", 'co-op', 'U.S.A', '3.14', '—', '...', '##', 'é', 'naïve', '中文', "’tis", '_x_', '\u0301'];
+    const seps = [' ', '  ', '\n', '\n\n', '\t', ', ', '. ', '\u00a0', '\u3000'];
+    try {
+      fc.assert(
+        fc.property(fc.array(fc.tuple(fc.constantFrom(...words), fc.constantFrom(...seps)), { maxLength: 120 }), fc.integer({ min: 1, max: 4 }), (parts, repeat) => {
+          const once = parts.map(([w, s]) => w + s).join('');
+          both(once.repeat(repeat));
+        }),
+        { numRuns: 600 },
+      );
+    } finally {
+      setNativeTextKernels(true);
+    }
+  });
+
+  it.skipIf(!existsSync(SHARED))('gives the TypeScript answers on every 4,000-character document of the shared corpora', () => {
+    try {
+      for (const f of ['tinyshakespeare/input.txt', 'wikitext2/wiki.test.raw']) {
+        const text = readFileSync(`${SHARED}/${f}`, 'utf8');
+        for (let i = 0; i < text.length; i += 4000) both(normalizeText(text.slice(i, i + 4000)));
+      }
+    } finally {
+      setNativeTextKernels(true);
+    }
   });
 });
 

@@ -11,14 +11,12 @@ import type { Doc, DocFilter } from '../types.js';
 import {
   bulletAndEllipsisLineRatios,
   countOccurrences,
-  duplicateNgramChars,
   findDuplicates,
   isCjkText,
   splitLinesForRepetition,
   splitParagraphs,
-  topNgramChars,
   scanWords,
-  wordSeqOfScan,
+  wordNgramRepetition,
 } from './text-stats.js';
 
 export const GOPHER_STOP_WORDS: readonly string[] = ['the', 'be', 'to', 'of', 'and', 'that', 'have', 'with'];
@@ -215,24 +213,9 @@ export function gopherRepetitionFilter(opts: GopherRepetitionOptions = {}): DocF
       if (skipCjk && isCjkText(text, doc.lang)) return null;
       const lp = lineParagraphRepetition(text, 'gopher', limits);
       if (lp) return lp;
-      const len = text.length;
-      const seq = wordSeqOfScan(text, scanWords(text));
-      // Smallest n known to have no repeated n-gram: then no longer n-gram repeats either (it
-      // would contain a repeated shorter one), so both measures are 0 there and need no pass.
-      let noRepeatFrom = Infinity;
-      for (const [n, frac] of top) {
-        if (n >= noRepeatFrom) continue;
-        const chars = topNgramChars(seq, n, 1);
-        if (chars === 0) noRepeatFrom = n;
-        if (chars / len > frac) return `gopher_top_${n}_gram`;
-      }
-      for (const [n, frac] of dup) {
-        if (n >= noRepeatFrom) continue;
-        const chars = duplicateNgramChars(seq, n);
-        if (chars === 0) noRepeatFrom = n;
-        if (chars / len > frac) return `gopher_duplicated_${n}_n_grams`;
-      }
-      return null;
+      const hit = wordNgramRepetition(text, scanWords(text), top, dup);
+      if (hit === null) return null;
+      return hit[0] === 'top' ? `gopher_top_${hit[1]}_gram` : `gopher_duplicated_${hit[1]}_n_grams`;
     },
   };
 }

@@ -10,6 +10,8 @@
  * the regexes, which fill the tables), instead of a regex match array and a string per token.
  */
 
+import { nativeAddonExports } from '../../../tensor/backend/native.js';
+
 /** Word-ish tokens: letter/digit runs (with inner apostrophes, hyphens, dots) and punctuation/symbol runs. */
 const TOKEN_RE = /[\p{L}\p{N}\p{M}]+(?:['’.\-_][\p{L}\p{N}\p{M}]+)*|[^\s\p{L}\p{N}\p{M}]+/gu;
 const HAS_WORD_CHAR_RE = /[\p{L}\p{N}]/u;
@@ -126,6 +128,38 @@ let lastScanText: string | null = null;
 let lastScan: WordScan = { count: 0, starts: new Int32Array(0), ends: new Int32Array(0), chars: 0, spaced: 0, spacedAlpha: 0 };
 let scanStarts = new Int32Array(1024);
 let scanEnds = new Int32Array(1024);
+const scanStats = new Int32Array(4);
+const SURROGATE_RE = /[\ud800-\udfff]/;
+
+interface NativeText {
+  textWordScan(text: string, classes: Uint8Array, starts: Int32Array, ends: Int32Array, stats: Int32Array): number;
+  ngramRepetition(text: string, starts: Int32Array, ends: Int32Array, count: number, ns: Int32Array, fracs: Float64Array, dup: Uint8Array): number;
+  /** Every BMP unit's class bits, filled from the regexes once (the native scan reads it). */
+  classes: Uint8Array;
+}
+let nativeTextCache: NativeText | null | undefined;
+
+/**
+ * The native word scan and n-gram repetition kernels (native/text.cc), or null without the addon.
+ * Off when WEFT_NATIVE_TEXT=0 (tests use it to compare both paths).
+ */
+function nativeText(): NativeText | null {
+  if (nativeTextCache === undefined) {
+    nativeTextCache = null;
+    const a = nativeAddonExports();
+    if (a !== null && typeof a.textWordScan === 'function' && typeof a.ngramRepetition === 'function' && process.env.WEFT_NATIVE_TEXT !== '0') {
+      for (let c = 0; c < 0x10000; c++) if (classTable[c] === 0) classTable[c] = classOfString(String.fromCharCode(c));
+      nativeTextCache = { textWordScan: a.textWordScan as NativeText['textWordScan'], ngramRepetition: a.ngramRepetition as NativeText['ngramRepetition'], classes: classTable };
+    }
+  }
+  return nativeTextCache;
+}
+
+/** Switches the native kernels off (false) or back on; for tests comparing the two paths. */
+export function setNativeTextKernels(on: boolean): void {
+  nativeTextCache = on ? undefined : null;
+  lastScanText = null;
+}
 
 /**
  * One pass over the text giving what the Gopher rules need without allocating a string per token:
@@ -136,6 +170,24 @@ let scanEnds = new Int32Array(1024);
  */
 export function scanWords(text: string): WordScan {
   if (text === lastScanText) return lastScan;
+  const len = text.length;
+  const native = nativeText();
+  if (native !== null && !SURROGATE_RE.test(text)) {
+    const cap = (len >> 1) + 1;
+    if (scanStarts.length < cap) {
+      scanStarts = new Int32Array(Math.max(1024, cap));
+      scanEnds = new Int32Array(Math.max(1024, cap));
+    }
+    const count = native.textWordScan(text, native.classes, scanStarts, scanEnds, scanStats);
+    lastScanText = text;
+    lastScan = { count, starts: scanStarts, ends: scanEnds, chars: scanStats[1]!, spaced: scanStats[2]!, spacedAlpha: scanStats[3]! };
+    return lastScan;
+  }
+  return scanWordsTS(text);
+}
+
+/** {@link scanWords} in TypeScript: the path for text with astral characters or without the addon, and the native scan's oracle. */
+export function scanWordsTS(text: string): WordScan {
   const len = text.length;
   if (scanStarts.length < len + 1) {
     // At most one word per two units (words are separated), plus one.
@@ -507,6 +559,51 @@ export function duplicateNgramChars(seq: UnitSeq, n: number): number {
     }
   }
   return chars;
+}
+
+/** The rules as typed arrays for the native kernel, per rule list. */
+const ruleArrays = new WeakMap<object, { dupRules: object; ns: Int32Array; fracs: Float64Array; dup: Uint8Array }>();
+
+/**
+ * Gopher's word n-gram repetition rules over a scanned text: the first of `top` (characters in the
+ * most frequent n-gram, a space between words counting one) then `dup` (characters in duplicated
+ * n-grams) over its limit, as [kind, n], or null. Past an n with no repeated n-gram no longer one
+ * repeats (both measures are 0), so those rules are skipped.
+ */
+export function wordNgramRepetition(
+  text: string,
+  scan: WordScan,
+  top: ReadonlyArray<readonly [number, number]>,
+  dup: ReadonlyArray<readonly [number, number]>,
+): ['top' | 'dup', number] | null {
+  const native = nativeText();
+  if (native !== null && !SURROGATE_RE.test(text)) {
+    let arrays = ruleArrays.get(top);
+    if (arrays === undefined || arrays.dupRules !== dup) {
+      const rules = [...top.map(([n, f]) => [n, f, 0] as const), ...dup.map(([n, f]) => [n, f, 1] as const)];
+      arrays = { dupRules: dup, ns: Int32Array.from(rules, (r) => r[0]), fracs: Float64Array.from(rules, (r) => r[1]), dup: Uint8Array.from(rules, (r) => r[2]) };
+      ruleArrays.set(top, arrays);
+    }
+    const r = native.ngramRepetition(text, scan.starts, scan.ends, scan.count, arrays.ns, arrays.fracs, arrays.dup);
+    if (r < 0) return null;
+    return r < top.length ? ['top', top[r]![0]] : ['dup', dup[r - top.length]![0]];
+  }
+  const len = text.length;
+  const seq = wordSeqOfScan(text, scan);
+  let noRepeatFrom = Infinity;
+  for (const [n, frac] of top) {
+    if (n >= noRepeatFrom) continue;
+    const chars = topNgramChars(seq, n, 1);
+    if (chars === 0) noRepeatFrom = n;
+    if (chars / len > frac) return ['top', n];
+  }
+  for (const [n, frac] of dup) {
+    if (n >= noRepeatFrom) continue;
+    const chars = duplicateNgramChars(seq, n);
+    if (chars === 0) noRepeatFrom = n;
+    if (chars / len > frac) return ['dup', n];
+  }
+  return null;
 }
 
 /** Han, Hiragana, Katakana, Hangul (and their extension/compatibility blocks). */
