@@ -224,13 +224,17 @@ interface EldHelpers {
  * eld's detect() with the same answers, computed faster: eld keeps each n-gram's scores as an object
  * keyed by language and walks it with for…in, per n-gram of every text — most of its time. Here an
  * n-gram's scores become two typed arrays the first time the n-gram is seen (only the n-grams real
- * text meets are converted, so loading costs nothing extra), and the text's n-grams are collected
- * in a Set instead of an object. The text processing is eld's own (its separator regex and byte
+ * text meets are converted, so loading costs nothing extra), and n-grams are hashed from a buffer of
+ * byte symbols instead of built as strings (a 53-bit key: the same answers up to a ~2^-53 collision
+ * chance per pair). The text processing is eld's own (its separator regex and byte
  * dictionary, imported from the package); scores are integer sums, so their order cannot change
  * them; the result object is eld's LanguageResult, so scores and reliability are eld's too.
  */
 class FastEld implements EldDetector {
-  private readonly cache = new Map<string, { langs: Int32Array; scores: Float64Array } | null>();
+  /** Per n-gram (by its 53-bit key): eld's scores as typed arrays, or null when eld has none. */
+  private readonly cache = new Map<number, { langs: Int32Array; scores: Float64Array } | null>();
+  /** The current text's n-grams, each scored once (eld collects them as object keys). */
+  private readonly seen = new Set<number>();
   private readonly langCount: number;
 
   private constructor(
@@ -263,23 +267,18 @@ class FastEld implements EldDetector {
 
   detect(input: string): ReturnType<EldDetector['detect']> {
     const text = input.substring(0, 1000).replace(this.helpers.separators, ' ').trim().toLowerCase();
-    const ngrams = byteNgrams(eldByteWords(text, this.helpers.dictionary));
+    const words = eldByteCodes(text, dictionaryCodes(this.helpers.dictionary));
     const scores = new Float64Array(this.langCount);
-    for (const ngram of ngrams) {
-      let entry = this.cache.get(ngram);
-      if (entry === undefined) {
-        const byLang = this.ngrams[ngram];
-        if (byLang === undefined) entry = null;
-        else {
-          const keys = Object.keys(byLang);
-          entry = { langs: Int32Array.from(keys, Number), scores: Float64Array.from(keys, (k) => byLang[k]!) };
-        }
-        this.cache.set(ngram, entry);
-      }
-      if (entry === null) continue;
-      const { langs, scores: add } = entry;
-      // eld subtracted 53 from every stored score to shrink its table; it adds it back here.
-      for (let k = 0; k < langs.length; k++) scores[langs[k]!]! += add[k]! + 53;
+    this.seen.clear();
+    // eld's getByteNgrams: per word (its first 70 symbols), 4-symbol n-grams at stride 3, the first
+    // with a leading space, then the word's last 4 symbols (all, if fewer) with a trailing space.
+    for (let w = 0; w < words; w++) {
+      const s = wordStarts[w]!;
+      const e = wordStarts[w + 1]!;
+      const len = Math.min(e - s, 70);
+      let j = 0;
+      for (; j + 4 < len; j += 3) this.score(s + j, s + j + 4, j === 0, false, scores);
+      this.score(s + Math.max(0, len - 4), e, j === 0, true, scores);
     }
     // getMaxLang: the first language with the largest positive score.
     let best = -1;
@@ -291,74 +290,104 @@ class FastEld implements EldDetector {
       }
     }
     if (best < 0) return new this.helpers.LanguageResult('', [], 0, {});
-    return new this.helpers.LanguageResult(this.langCodes[String(best)]!, Array.from(scores), ngrams.size, this.langCodes);
+    return new this.helpers.LanguageResult(this.langCodes[String(best)]!, Array.from(scores), this.seen.size, this.langCodes);
+  }
+
+  /**
+   * Adds the scores of the n-gram made of symbols [from, to) of the code buffer (with a space before
+   * and/or after), once per text. N-grams are keyed by a 53-bit hash of their symbols, so no string
+   * is made except the first time an n-gram is met (to look it up in eld's table).
+   */
+  private score(from: number, to: number, lead: boolean, trail: boolean, scores: Float64Array): void {
+    let h1 = lead ? 0x811c9dc5 ^ 0x20 : 0x811c9dc5;
+    let h2 = lead ? 0x2f : 0x9747b28c;
+    for (let k = from; k < to; k++) {
+      const c = codeBuf[k]!;
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 + c + 0x7f4a7c15, 0x5bd1e995);
+      h2 ^= h2 >>> 15;
+    }
+    if (trail) {
+      h1 = Math.imul(h1 ^ 0x20 ^ 0x100, 0x01000193);
+      h2 = Math.imul(h2 + 0x20 + 0x7f4a7c15, 0x5bd1e995);
+    }
+    h1 ^= (to - from) << 24;
+    const key = (h1 >>> 0) * 0x200000 + (h2 & 0x1fffff);
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    let entry = this.cache.get(key);
+    if (entry === undefined) {
+      const ngram = (lead ? ' ' : '') + String.fromCharCode.apply(null, codeBuf.subarray(from, to) as unknown as number[]) + (trail ? ' ' : '');
+      const byLang = this.ngrams[ngram];
+      if (byLang === undefined) entry = null;
+      else {
+        const keys = Object.keys(byLang);
+        entry = { langs: Int32Array.from(keys, Number), scores: Float64Array.from(keys, (k) => byLang[k]!) };
+      }
+      this.cache.set(key, entry);
+    }
+    if (entry === null) return;
+    const { langs, scores: add } = entry;
+    // eld subtracted 53 from every stored score to shrink its table; it adds it back here.
+    for (let k = 0; k < langs.length; k++) scores[langs[k]!]! += add[k]! + 53;
   }
 }
 
-/** eld's strToUtf8Bytes: words as strings of byte symbols (its dictionary), cut near 350 bytes. */
-function eldByteWords(str: string, dictionary: readonly string[]): string[] {
-  // Symbols are collected as UTF-16 codes and turned into a string once per word: eld appends them
-  // one at a time, which builds a rope per word and costs more than all its scoring.
-  const codes = dictionaryCodes(dictionary);
-  const words: string[] = [];
+/**
+ * eld's strToUtf8Bytes, into {@link codeBuf}: each word's byte symbols (its dictionary) as UTF-16
+ * codes, word w at [wordStarts[w], wordStarts[w + 1]); cut near 350 bytes as eld cuts. Returns the
+ * number of words.
+ */
+function eldByteCodes(str: string, codes: Uint16Array): number {
   let n = 0;
+  let words = 0;
   let countBytes = 0;
-  const flush = (): void => {
-    if (n > 0) words.push(String.fromCharCode.apply(null, wordBuf.subarray(0, n) as unknown as number[]));
-    n = 0;
+  wordStarts[0] = 0;
+  const endWord = (): void => {
+    if (n > wordStarts[words]!) wordStarts[++words] = n;
   };
   for (let ii = 0; ii < str.length; ii++) {
     let code = str.charCodeAt(ii);
     if (code < 0x80) {
       if (code === 32) {
-        flush();
+        endWord();
         if (countBytes > 350) break;
-      } else wordBuf[n++] = code;
+      } else codeBuf[n++] = code;
       countBytes++;
     } else if (code < 0x800) {
-      wordBuf[n++] = codes[0xc0 | (code >> 6)]!;
-      wordBuf[n++] = codes[0x80 | (code & 0x3f)]!;
+      codeBuf[n++] = codes[0xc0 | (code >> 6)]!;
+      codeBuf[n++] = codes[0x80 | (code & 0x3f)]!;
       countBytes += 2;
     } else if (code < 0xd800 || code >= 0xe000) {
-      wordBuf[n++] = codes[0xe0 | (code >> 12)]!;
-      wordBuf[n++] = codes[0x80 | ((code >> 6) & 0x3f)]!;
-      wordBuf[n++] = codes[0x80 | (code & 0x3f)]!;
+      codeBuf[n++] = codes[0xe0 | (code >> 12)]!;
+      codeBuf[n++] = codes[0x80 | ((code >> 6) & 0x3f)]!;
+      codeBuf[n++] = codes[0x80 | (code & 0x3f)]!;
       countBytes += 3;
     } else {
       ii++;
       code = 0x10000 + (((code & 0x3ff) << 10) | (str.charCodeAt(ii) & 0x3ff));
-      wordBuf[n++] = codes[0xf0 | (code >> 18)]!;
-      wordBuf[n++] = codes[0x80 | ((code >> 12) & 0x3f)]!;
-      wordBuf[n++] = codes[0x80 | ((code >> 6) & 0x3f)]!;
-      wordBuf[n++] = codes[0x80 | (code & 0x3f)]!;
+      codeBuf[n++] = codes[0xf0 | (code >> 18)]!;
+      codeBuf[n++] = codes[0x80 | ((code >> 12) & 0x3f)]!;
+      codeBuf[n++] = codes[0x80 | ((code >> 6) & 0x3f)]!;
+      codeBuf[n++] = codes[0x80 | (code & 0x3f)]!;
       countBytes += 4;
     }
     if (countBytes > 380) break;
   }
-  flush();
+  endWord();
   return words;
 }
 
-/** A word is cut by eld after at most ~384 bytes, 4 symbols per code point at most. */
-const wordBuf = new Uint16Array(2048);
+/** eld stops after ~384 bytes of symbols (at most one code each, plus 4 for the last code point). */
+const codeBuf = new Uint16Array(1024);
+/** Word starts in codeBuf (a word holds at least one symbol, so at most ~390 words). */
+const wordStarts = new Int32Array(1024);
 let codesOf: { dictionary: readonly string[]; codes: Uint16Array } | null = null;
 
 /** The dictionary's symbols as UTF-16 codes (every entry is one unit). */
 function dictionaryCodes(dictionary: readonly string[]): Uint16Array {
   if (codesOf === null || codesOf.dictionary !== dictionary) codesOf = { dictionary, codes: Uint16Array.from(dictionary, (c) => c.charCodeAt(0)) };
   return codesOf.codes;
-}
-
-/** eld's getByteNgrams: 4-symbol n-grams at stride 3 per word, the first with a leading space, the last with a trailing one. */
-function byteNgrams(words: readonly string[]): Set<string> {
-  const out = new Set<string>();
-  for (const word of words) {
-    const len = Math.min(word.length, 70);
-    let j = 0;
-    for (; j + 4 < len; j += 3) out.add((j === 0 ? ' ' : '') + word.substring(j, j + 4));
-    out.add((j === 0 ? ' ' : '') + word.substring(len !== 3 ? len - 4 : 0) + ' ');
-  }
-  return out;
 }
 
 function isEldTable(data: unknown): data is { type: string; languages: Record<string, string>; ngrams: Record<string, unknown> } {
