@@ -253,6 +253,67 @@ struct NgramTable {
   }
 };
 
+// The repetition rules over a unit sequence (ids, prefix[i] = characters of units [0, i)), in order:
+// rule r measures the characters covered by the most frequent n-gram (dup[r] = 0; `joiner` characters
+// between units) or in duplicated n-grams, left to right without overlap (dup[r] = 1), over `len`,
+// against fracs[r]. Returns the first rule over its limit, -1 for none, -2 for an n below 1. Past an
+// n with no repeated n-gram no longer n-gram repeats, so those rules are skipped (as gopher.ts does).
+int64_t first_rule_over(const int32_t* ids, const double* prefix, int64_t words, size_t len, const int32_t* ns,
+                        const double* fracs, const uint8_t* dup, size_t n_ns, double joiner) {
+  thread_local std::vector<uint64_t> hashes;
+  thread_local NgramTable table;
+  // Prefix polynomial hashes mod 2^64 of the (mixed) ids: the n-gram at i is H[i+n] - H[i]·B^n.
+  constexpr uint64_t B = 0x9e3779b97f4a7c15ULL;
+  hashes.resize(words + 1);
+  hashes[0] = 0;
+  for (int64_t k = 0; k < words; ++k) hashes[k + 1] = hashes[k] * B + mix64(static_cast<uint64_t>(ids[k]) + 1);
+  auto ngram = [&](int64_t i, int64_t n, uint64_t pow) { return hashes[i + n] - hashes[i] * pow; };
+  const double text_len = static_cast<double>(len);
+  int64_t no_repeat_from = INT64_MAX;
+  for (size_t r = 0; r < n_ns; ++r) {
+    const int64_t n = ns[r];
+    if (n < 1) return -2;
+    if (n >= no_repeat_from) continue;
+    uint64_t pow = 1;
+    for (int64_t k = 0; k < n; ++k) pow *= B;
+    const int64_t total = words - n + 1;
+    double chars = 0;
+    if (total > 0) {
+      table.reset(static_cast<size_t>(total));
+      if (!dup[r]) {
+        int32_t best = 1;
+        int64_t best_first = -1;
+        for (int64_t i = 0; i < total; ++i) {
+          const size_t s = table.slot(ngram(i, n, pow), static_cast<int32_t>(i));
+          const int32_t c = ++table.count[s];
+          if (c > best) {
+            best = c;
+            best_first = table.first[s];
+          } else if (c == best && best_first >= 0 && table.first[s] < best_first) {
+            best_first = table.first[s];
+          }
+        }
+        if (best_first >= 0) chars = (prefix[best_first + n] - prefix[best_first] + joiner * static_cast<double>(n - 1)) * best;
+      } else {
+        int64_t i = 0;
+        while (i < total) {
+          const size_t s = table.slot(ngram(i, n, pow), static_cast<int32_t>(i));
+          if (table.count[s] > 0) {
+            chars += prefix[i + n] - prefix[i];
+            i += n;
+          } else {
+            table.count[s] = 1;
+            ++i;
+          }
+        }
+      }
+    }
+    if (chars == 0) no_repeat_from = n;
+    if (chars / text_len > fracs[r]) return static_cast<int64_t>(r);
+  }
+  return -1;
+}
+
 // ngramRepetition(text, starts, ends, count, ns: Int32Array, fracs: Float64Array, dup: Uint8Array):
 // the Gopher repetition rules over the scanned words, in order: for rule r, the characters covered by
 // the most frequent word n-gram (dup[r] = 0; a space between words counts one) or in duplicated
@@ -284,7 +345,6 @@ Napi::Value NgramRepetition(const Napi::CallbackInfo& info) {
   // Word ids (equal units, equal id) and the prefix of word lengths.
   thread_local std::vector<int32_t> ids;
   thread_local std::vector<double> prefix;
-  thread_local std::vector<uint64_t> hashes;
   thread_local NgramTable table;
   ids.resize(words);
   prefix.assign(words + 1, 0.0);
@@ -319,56 +379,37 @@ Napi::Value NgramRepetition(const Napi::CallbackInfo& info) {
       prefix[w + 1] = prefix[w] + n;
     }
   }
-  // Prefix polynomial hashes mod 2^64 of the (mixed) ids: the n-gram at i is H[i+n] - H[i]·B^n.
-  constexpr uint64_t B = 0x9e3779b97f4a7c15ULL;
-  hashes.resize(words + 1);
-  hashes[0] = 0;
-  for (int64_t k = 0; k < words; ++k) hashes[k + 1] = hashes[k] * B + mix64(static_cast<uint64_t>(ids[k]) + 1);
-  auto ngram = [&](int64_t i, int64_t n, uint64_t pow) { return hashes[i + n] - hashes[i] * pow; };
-  const double text_len = static_cast<double>(len);
-  int64_t no_repeat_from = INT64_MAX;
-  for (size_t r = 0; r < n_ns; ++r) {
-    const int64_t n = ns[r];
-    if (n < 1) throw Napi::RangeError::New(info.Env(), "ngramRepetition: every n must be ≥ 1");
-    if (n >= no_repeat_from) continue;
-    uint64_t pow = 1;
-    for (int64_t k = 0; k < n; ++k) pow *= B;
-    const int64_t total = words - n + 1;
-    double chars = 0;
-    if (total > 0) {
-      table.reset(static_cast<size_t>(total));
-      if (!dup[r]) {
-        int32_t best = 1;
-        int64_t best_first = -1;
-        for (int64_t i = 0; i < total; ++i) {
-          const size_t s = table.slot(ngram(i, n, pow), static_cast<int32_t>(i));
-          const int32_t c = ++table.count[s];
-          if (c > best) {
-            best = c;
-            best_first = table.first[s];
-          } else if (c == best && best_first >= 0 && table.first[s] < best_first) {
-            best_first = table.first[s];
-          }
-        }
-        if (best_first >= 0) chars = (prefix[best_first + n] - prefix[best_first] + static_cast<double>(n - 1)) * best;
-      } else {
-        int64_t i = 0;
-        while (i < total) {
-          const size_t s = table.slot(ngram(i, n, pow), static_cast<int32_t>(i));
-          if (table.count[s] > 0) {
-            chars += prefix[i + n] - prefix[i];
-            i += n;
-          } else {
-            table.count[s] = 1;
-            ++i;
-          }
-        }
-      }
-    }
-    if (chars == 0) no_repeat_from = n;
-    if (chars / text_len > fracs[r]) return Napi::Number::New(info.Env(), static_cast<double>(r));
+  const int64_t r = first_rule_over(ids.data(), prefix.data(), words, len, ns, fracs, dup, n_ns, 1.0);
+  if (r == -2) throw Napi::RangeError::New(info.Env(), "ngramRepetition: every n must be ≥ 1");
+  return Napi::Number::New(info.Env(), static_cast<double>(r));
+}
+
+// charNgramRepetition(text, classes, ns, fracs, dup): the same rules over the text's letters and
+// digits (classes bit LN) as single characters, none joined (the CJK rules: cjk.ts). No surrogates.
+Napi::Value CharNgramRepetition(const Napi::CallbackInfo& info) {
+  const char* fn = "charNgramRepetition";
+  const std::vector<char16_t>& text = utf16_of(info, 0, fn);
+  size_t n_classes = 0, n_ns = 0, n_fracs = 0, n_dup = 0;
+  const uint8_t* cls_of = typed_data<uint8_t>(info, 1, napi_uint8_array, fn, "classes", &n_classes);
+  const int32_t* ns = typed_data<int32_t>(info, 2, napi_int32_array, fn, "ns", &n_ns);
+  const double* fracs = typed_data<double>(info, 3, napi_float64_array, fn, "fracs", &n_fracs);
+  const uint8_t* dup = typed_data<uint8_t>(info, 4, napi_uint8_array, fn, "dup", &n_dup);
+  if (n_classes != 65536 || n_fracs != n_ns || n_dup != n_ns) {
+    throw Napi::RangeError::New(info.Env(), "charNgramRepetition: classes must have 65536 entries; ns/fracs/dup one per rule");
   }
-  return Napi::Number::New(info.Env(), -1);
+  thread_local std::vector<int32_t> ids;
+  thread_local std::vector<double> prefix;
+  ids.clear();
+  prefix.assign(1, 0.0);
+  for (char16_t c : text) {
+    if (!(cls_of[c] & C_LN)) continue;
+    ids.push_back(c);
+    prefix.push_back(static_cast<double>(ids.size()));
+  }
+  const int64_t r = first_rule_over(ids.data(), prefix.data(), static_cast<int64_t>(ids.size()), text.size(), ns, fracs,
+                                    dup, n_ns, 0.0);
+  if (r == -2) throw Napi::RangeError::New(info.Env(), "charNgramRepetition: every n must be ≥ 1");
+  return Napi::Number::New(info.Env(), static_cast<double>(r));
 }
 
 }  // namespace
@@ -377,6 +418,7 @@ void RegisterText(Napi::Env env, Napi::Object exports) {
   exports.Set("minhashSignature", Napi::Function::New(env, MinhashSignature, "minhashSignature"));
   exports.Set("textWordScan", Napi::Function::New(env, TextWordScan, "textWordScan"));
   exports.Set("ngramRepetition", Napi::Function::New(env, NgramRepetition, "ngramRepetition"));
+  exports.Set("charNgramRepetition", Napi::Function::New(env, CharNgramRepetition, "charNgramRepetition"));
 }
 
 }  // namespace weft

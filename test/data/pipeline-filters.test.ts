@@ -15,7 +15,7 @@ import {
 } from '../../src/data/pipeline/filters/index.js';
 import { spacedWords } from '../../src/data/pipeline/filters/c4.js';
 import { exactDedupKey } from '../../src/data/pipeline/dedup.js';
-import { countCjkChars, countLettersAndDigits, lettersAndDigitsSeq, scanWordsTS, setNativeTextKernels, wordNgramRepetition } from '../../src/data/pipeline/filters/text-stats.js';
+import { charNgramRepetition, countCjkChars, countLettersAndDigits, lettersAndDigitsSeq, scanWordsTS, setNativeTextKernels, wordNgramRepetition } from '../../src/data/pipeline/filters/text-stats.js';
 import { GOPHER_DUP_NGRAMS } from '../../src/data/pipeline/filters/gopher.js';
 import { nativeAddonExports } from '../../src/tensor/backend/native.js';
 import { charSeq, duplicateNgramChars, isCjkText, scanWords, topNgramChars, wordOnlyTokens, wordSeq, wordSeqOfScan } from '../../src/data/pipeline/filters/text-stats.js';
@@ -216,6 +216,35 @@ describe.skipIf(nativeAddonExports()?.textWordScan === undefined)('native word s
         }),
         { numRuns: 600 },
       );
+    } finally {
+      setNativeTextKernels(true);
+    }
+  });
+
+  it('gives the TypeScript answers on the CJK character n-gram rules (random and repetitive Chinese, and Sanguo Yanyi)', () => {
+    const top = [
+      [3, 0.2],
+      [5, 0.18],
+    ] as const;
+    const dupRules = [
+      [8, 0.15],
+      [11, 0.13],
+    ] as const;
+    const loose = [[3, 2]] as const;
+    const looseDup = [[8, 2], [12, 2]] as const;
+    const check = (text: string): void => {
+      setNativeTextKernels(true);
+      const n = [charNgramRepetition(text, top, dupRules), charNgramRepetition(text, loose, looseDup)];
+      setNativeTextKernels(false);
+      expect(n, text.slice(0, 80)).toEqual([charNgramRepetition(text, top, dupRules), charNgramRepetition(text, loose, looseDup)]);
+    };
+    const pieces = ['天下', '大势', '分久必合', '，', '。', ' ', 'ab', '1', '合久必分', '\n'];
+    try {
+      fc.assert(
+        fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 80 }), fc.integer({ min: 1, max: 3 }), (parts, repeat) => check(parts.join('').repeat(repeat))),
+        { numRuns: 500 },
+      );
+      for (let i = 0; i < SANGUO.length; i += 4000) check(SANGUO.slice(i, i + 4000));
     } finally {
       setNativeTextKernels(true);
     }

@@ -16,15 +16,7 @@
  */
 import type { Doc, DocFilter } from '../types.js';
 import { lineParagraphRepetition } from './gopher.js';
-import {
-  bulletAndEllipsisLineRatios,
-  countCjkChars,
-  countOccurrences,
-  duplicateNgramChars,
-  isCjkText,
-  lettersAndDigitsSeq,
-  topNgramChars,
-} from './text-stats.js';
+import { bulletAndEllipsisLineRatios, charNgramRepetition, countCjkChars, countLettersAndDigits, countOccurrences, isCjkText } from './text-stats.js';
 
 export interface CjkOptions {
   minCjkChars?: number | null;
@@ -99,9 +91,8 @@ export function cjkFilter(opts: CjkOptions = {}): DocFilter {
       const text = doc.text;
       if (!isCjkText(text, doc.lang)) return null;
       const cjk = countCjkChars(text);
-      const seq = lettersAndDigitsSeq(text);
       // Ratio first: a "zh" page that is mostly Latin text is mislabelled, whatever its length.
-      if (minRatio !== null && cjk / Math.max(1, seq.length) < minRatio) return 'cjk_low_cjk_ratio';
+      if (minRatio !== null && cjk / Math.max(1, countLettersAndDigits(text)) < minRatio) return 'cjk_low_cjk_ratio';
       if (minChars !== null && cjk < minChars) return 'cjk_short_doc';
       if (maxChars !== null && cjk > maxChars) return 'cjk_long_doc';
       if (cjk === 0) return 'cjk_short_doc';
@@ -118,21 +109,8 @@ export function cjkFilter(opts: CjkOptions = {}): DocFilter {
       }
       const lp = lineParagraphRepetition(text, 'cjk', limits);
       if (lp) return lp;
-      const len = text.length;
-      // As in the Gopher rules: past an n with no repeated n-gram, no longer one repeats (both measures are 0).
-      let noRepeatFrom = Infinity;
-      for (const [n, frac] of top) {
-        if (n >= noRepeatFrom) continue;
-        const chars = topNgramChars(seq, n, 0);
-        if (chars === 0) noRepeatFrom = n;
-        if (chars / len > frac) return `cjk_top_${n}_char_gram`;
-      }
-      for (const [n, frac] of dup) {
-        if (n >= noRepeatFrom) continue;
-        const chars = duplicateNgramChars(seq, n);
-        if (chars === 0) noRepeatFrom = n;
-        if (chars / len > frac) return `cjk_duplicated_${n}_char_grams`;
-      }
+      const hit = charNgramRepetition(text, top, dup);
+      if (hit !== null) return hit[0] === 'top' ? `cjk_top_${hit[1]}_char_gram` : `cjk_duplicated_${hit[1]}_char_grams`;
       return null;
     },
   };

@@ -134,6 +134,7 @@ const SURROGATE_RE = /[\ud800-\udfff]/;
 interface NativeText {
   textWordScan(text: string, classes: Uint8Array, starts: Int32Array, ends: Int32Array, stats: Int32Array): number;
   ngramRepetition(text: string, starts: Int32Array, ends: Int32Array, count: number, ns: Int32Array, fracs: Float64Array, dup: Uint8Array): number;
+  charNgramRepetition(text: string, classes: Uint8Array, ns: Int32Array, fracs: Float64Array, dup: Uint8Array): number;
   /** Every BMP unit's class bits, filled from the regexes once (the native scan reads it). */
   classes: Uint8Array;
 }
@@ -147,9 +148,15 @@ function nativeText(): NativeText | null {
   if (nativeTextCache === undefined) {
     nativeTextCache = null;
     const a = nativeAddonExports();
-    if (a !== null && typeof a.textWordScan === 'function' && typeof a.ngramRepetition === 'function' && process.env.WEFT_NATIVE_TEXT !== '0') {
+    const fns = ['textWordScan', 'ngramRepetition', 'charNgramRepetition'] as const;
+    if (a !== null && fns.every((f) => typeof a[f] === 'function') && process.env.WEFT_NATIVE_TEXT !== '0') {
       for (let c = 0; c < 0x10000; c++) if (classTable[c] === 0) classTable[c] = classOfString(String.fromCharCode(c));
-      nativeTextCache = { textWordScan: a.textWordScan as NativeText['textWordScan'], ngramRepetition: a.ngramRepetition as NativeText['ngramRepetition'], classes: classTable };
+      nativeTextCache = {
+        textWordScan: a.textWordScan as NativeText['textWordScan'],
+        ngramRepetition: a.ngramRepetition as NativeText['ngramRepetition'],
+        charNgramRepetition: a.charNgramRepetition as NativeText['charNgramRepetition'],
+        classes: classTable,
+      };
     }
   }
   return nativeTextCache;
@@ -561,39 +568,31 @@ export function duplicateNgramChars(seq: UnitSeq, n: number): number {
   return chars;
 }
 
-/** The rules as typed arrays for the native kernel, per rule list. */
+/** The rules as typed arrays for the native kernels, per rule list. */
 const ruleArrays = new WeakMap<object, { dupRules: object; ns: Int32Array; fracs: Float64Array; dup: Uint8Array }>();
 
-/**
- * Gopher's word n-gram repetition rules over a scanned text: the first of `top` (characters in the
- * most frequent n-gram, a space between words counting one) then `dup` (characters in duplicated
- * n-grams) over its limit, as [kind, n], or null. Past an n with no repeated n-gram no longer one
- * repeats (both measures are 0), so those rules are skipped.
- */
-export function wordNgramRepetition(
-  text: string,
-  scan: WordScan,
-  top: ReadonlyArray<readonly [number, number]>,
-  dup: ReadonlyArray<readonly [number, number]>,
-): ['top' | 'dup', number] | null {
-  const native = nativeText();
-  if (native !== null && !SURROGATE_RE.test(text)) {
-    let arrays = ruleArrays.get(top);
-    if (arrays === undefined || arrays.dupRules !== dup) {
-      const rules = [...top.map(([n, f]) => [n, f, 0] as const), ...dup.map(([n, f]) => [n, f, 1] as const)];
-      arrays = { dupRules: dup, ns: Int32Array.from(rules, (r) => r[0]), fracs: Float64Array.from(rules, (r) => r[1]), dup: Uint8Array.from(rules, (r) => r[2]) };
-      ruleArrays.set(top, arrays);
-    }
-    const r = native.ngramRepetition(text, scan.starts, scan.ends, scan.count, arrays.ns, arrays.fracs, arrays.dup);
-    if (r < 0) return null;
-    return r < top.length ? ['top', top[r]![0]] : ['dup', dup[r - top.length]![0]];
+function rulesFor(top: ReadonlyArray<readonly [number, number]>, dup: ReadonlyArray<readonly [number, number]>): { ns: Int32Array; fracs: Float64Array; dup: Uint8Array } {
+  let arrays = ruleArrays.get(top);
+  if (arrays === undefined || arrays.dupRules !== dup) {
+    const rules = [...top.map(([n, f]) => [n, f, 0] as const), ...dup.map(([n, f]) => [n, f, 1] as const)];
+    arrays = { dupRules: dup, ns: Int32Array.from(rules, (r) => r[0]), fracs: Float64Array.from(rules, (r) => r[1]), dup: Uint8Array.from(rules, (r) => r[2]) };
+    ruleArrays.set(top, arrays);
   }
-  const len = text.length;
-  const seq = wordSeqOfScan(text, scan);
+  return arrays;
+}
+
+/** The rule a native kernel's answer names (its index over top then dup), or null for -1. */
+function ruleAt(r: number, top: ReadonlyArray<readonly [number, number]>, dup: ReadonlyArray<readonly [number, number]>): ['top' | 'dup', number] | null {
+  if (r < 0) return null;
+  return r < top.length ? ['top', top[r]![0]] : ['dup', dup[r - top.length]![0]];
+}
+
+/** The repetition rules over a unit sequence in TypeScript (see {@link wordNgramRepetition}). */
+function ngramRulesTS(seq: UnitSeq, len: number, joiner: number, top: ReadonlyArray<readonly [number, number]>, dup: ReadonlyArray<readonly [number, number]>): ['top' | 'dup', number] | null {
   let noRepeatFrom = Infinity;
   for (const [n, frac] of top) {
     if (n >= noRepeatFrom) continue;
-    const chars = topNgramChars(seq, n, 1);
+    const chars = topNgramChars(seq, n, joiner);
     if (chars === 0) noRepeatFrom = n;
     if (chars / len > frac) return ['top', n];
   }
@@ -604,6 +603,36 @@ export function wordNgramRepetition(
     if (chars / len > frac) return ['dup', n];
   }
   return null;
+}
+
+/**
+ * Gopher's word n-gram repetition rules over a scanned text: the first of `top` (characters in the
+ * most frequent n-gram, a space between words counting one) then `dup` (characters in duplicated
+ * n-grams) over the text's length past its limit, as [kind, n], or null. Past an n with no repeated
+ * n-gram no longer one repeats (both measures are 0), so those rules are skipped.
+ */
+export function wordNgramRepetition(
+  text: string,
+  scan: WordScan,
+  top: ReadonlyArray<readonly [number, number]>,
+  dup: ReadonlyArray<readonly [number, number]>,
+): ['top' | 'dup', number] | null {
+  const native = nativeText();
+  if (native !== null && !SURROGATE_RE.test(text)) {
+    const a = rulesFor(top, dup);
+    return ruleAt(native.ngramRepetition(text, scan.starts, scan.ends, scan.count, a.ns, a.fracs, a.dup), top, dup);
+  }
+  return ngramRulesTS(wordSeqOfScan(text, scan), text.length, 1, top, dup);
+}
+
+/** The CJK rules' character n-gram repetition: the same over the text's letters and digits as single characters, none joined. */
+export function charNgramRepetition(text: string, top: ReadonlyArray<readonly [number, number]>, dup: ReadonlyArray<readonly [number, number]>): ['top' | 'dup', number] | null {
+  const native = nativeText();
+  if (native !== null && !SURROGATE_RE.test(text)) {
+    const a = rulesFor(top, dup);
+    return ruleAt(native.charNgramRepetition(text, native.classes, a.ns, a.fracs, a.dup), top, dup);
+  }
+  return ngramRulesTS(lettersAndDigitsSeq(text), text.length, 0, top, dup);
 }
 
 /** Han, Hiragana, Katakana, Hangul (and their extension/compatibility blocks). */
