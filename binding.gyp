@@ -39,6 +39,7 @@
         "native/paged_attention.cc",
         "native/quant.cc",
         "native/text.cc",
+        "native/bpe.cc",
         "native/gemm.cc",
         "native/elementwise.cc",
         "native/reduce.cc",

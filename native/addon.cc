@@ -11,6 +11,7 @@ void RegisterKernels(Napi::Env env, Napi::Object exports);
 void RegisterPaged(Napi::Env env, Napi::Object exports);
 void RegisterQuant(Napi::Env env, Napi::Object exports);
 void RegisterText(Napi::Env env, Napi::Object exports);
+void RegisterBpe(Napi::Env env, Napi::Object exports);
 }  // namespace weft
 
 namespace {
@@ -67,6 +68,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   weft::RegisterPaged(env, exports);
   weft::RegisterQuant(env, exports);
   weft::RegisterText(env, exports);
+  weft::RegisterBpe(env, exports);
   return exports;
 }
 

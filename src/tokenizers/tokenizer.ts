@@ -379,6 +379,9 @@ function optComponent<T>(j: Json | undefined, build: (o: JsonObject) => T, what:
 /** A segment of one input sequence: an added token, or normalized text still to be tokenized. */
 type Segment = { kind: 'added'; token: AddedToken; start: number; end: number } | { kind: 'text'; norm: AlignedNormalized; start: number; end: number };
 
+/** Span scratch arrays above this many elements are not kept between calls (one huge text would pin them). */
+const SPAN_SCRATCH_KEEP = 1 << 20;
+
 export class Tokenizer implements TextTokenizer {
   normalizer: Normalizer | null;
   preTokenizer: PreTokenizer | null;
@@ -393,6 +396,8 @@ export class Tokenizer implements TextTokenizer {
   private readonly addedByContent = new Map<string, AddedToken>();
   /** Matchers, rebuilt lazily when the added tokens or the normalizer change. */
   private matchers: { raw: AddedMatcher; normalized: AddedMatcher; normalizer: Normalizer | null } | null = null;
+  /** The fast path's word spans ([start, end) pairs), reused between calls. */
+  private spanScratch = new Int32Array(256);
 
   constructor(model: TokenizerModel, parts: TokenizerParts = {}) {
     this.model = model;
@@ -571,7 +576,26 @@ export class Tokenizer implements TextTokenizer {
     let ok = true;
     const words = (piece: string): void => {
       const s = prefix && piece.charCodeAt(0) !== 32 ? ' ' + piece : piece;
-      if (!pre.fastSplit(s, (a, b) => model.encodeWordInto(s, a, b, byteLevel, out))) ok = false;
+      if (model.encodeWordsInto === undefined) {
+        if (!pre.fastSplit(s, (a, b) => model.encodeWordInto(s, a, b, byteLevel, out))) ok = false;
+        return;
+      }
+      // Collect the word spans first so the model sees the whole piece in one call.
+      let spans = this.spanScratch;
+      let count = 0;
+      const split = pre.fastSplit(s, (a, b) => {
+        if (2 * count + 2 > spans.length) {
+          const grown = new Int32Array(Math.max(2 * spans.length, 256));
+          grown.set(spans);
+          spans = grown;
+        }
+        spans[2 * count] = a;
+        spans[2 * count + 1] = b;
+        count++;
+      });
+      if (spans.length <= SPAN_SCRATCH_KEEP) this.spanScratch = spans;
+      if (!split) ok = false;
+      else model.encodeWordsInto(s, spans, count, byteLevel, out);
     };
     if (raw.empty && normalized.empty) {
       if (text.length > 0) words(text);

@@ -244,6 +244,11 @@ export interface FastWordModel {
   /** Whether the fast path gives the same ids as `tokenize` (false e.g. with dropout). */
   fastReady(byteLevel: boolean): boolean;
   encodeWordInto(text: string, start: number, end: number, byteLevel: boolean, out: number[]): void;
+  /**
+   * Optional batch form: appends the ids of the words text[spans[2k], spans[2k+1]) for k < count, in
+   * order — one call per text, so a native encoder crosses into the addon once.
+   */
+  encodeWordsInto?(text: string, spans: Int32Array, count: number, byteLevel: boolean, out: number[]): void;
 }
 
 export function isFastSplitter(x: object): x is FastSplitter {

@@ -7,8 +7,11 @@
  * per-lookup allocation); words are cached; short words merge in a flat array (fewer hash
  * lookups than a heap), long ones (runs of spaces, minified code) use a heap over a linked list
  * so a 100k-character word stays O(n log n). Byte-level words go from the input string straight
- * to byte ids, never through the "Ġ" alphabet.
+ * to byte ids, never through the "Ġ" alphabet. With the native addon, byte-level words go through
+ * native/bpe.cc (encodeWordsInto: one call per text, same merges, own word cache); this file's
+ * TypeScript path stays the fallback and the oracle the tests compare it with.
  */
+import { nativeAddonExports } from '../../tensor/backend/native.js';
 import { models } from '../registry.js';
 import type { Json, JsonObject, ModelToken, TokenizerModel } from '../types.js';
 import { BYTE_TABLES, type FastWordModel, isObject, optBool, optNumber, optString, reqArray } from '../util.js';
@@ -85,6 +88,30 @@ class PairTable {
     }
   }
 }
+
+/** The addon's byte-level BPE word encoder (native/bpe.cc). */
+interface NativeBpeEncoder {
+  /** Writes the ids of words text[spans[2k], spans[2k+1]) (k < count) to out; returns how many. */
+  encode(text: string, spans: Int32Array, count: number, out: Int32Array): number;
+  clearCache(): void;
+}
+
+type NativeBpeEncoderClass = new (
+  left: Int32Array,
+  right: Int32Array,
+  merged: Int32Array,
+  byteIds: Int32Array,
+  cacheCapacity: number,
+  cacheMaxWord: number,
+) => NativeBpeEncoder;
+
+function nativeBpeEncoderClass(): NativeBpeEncoderClass | null {
+  const ctor = nativeAddonExports()?.BpeEncoder;
+  return typeof ctor === 'function' ? (ctor as NativeBpeEncoderClass) : null;
+}
+
+/** Scratch arrays above this many elements are not kept between calls (one huge text would pin them). */
+const SCRATCH_KEEP = 1 << 20;
 
 /** A merged word: ids with each symbol's length in units of the input piece. */
 interface Word {
@@ -163,6 +190,12 @@ function toMap(v: Map<string, number> | Record<string, number>): Map<string, num
 }
 
 export class BPE implements TokenizerModel, FastWordModel {
+  /**
+   * Whether byte-level fast-path encoding may use the native encoder (when the addon has it). Tests
+   * turn it off to get the TypeScript path, the oracle.
+   */
+  static useNative = true;
+
   private readonly vocab: Map<string, number>;
   private readonly vocabR: (string | undefined)[];
   private readonly mergeList: [string, string][];
@@ -185,6 +218,13 @@ export class BPE implements TokenizerModel, FastWordModel {
   // Scratch buffers for merging (grown on demand).
   private scratchIds = new Int32Array(256);
   private scratchRanks = new Int32Array(256);
+  /** Merge rules as ids, in rank order, for the native encoder (first rule of a pair wins there too). */
+  private readonly mergeLeft: Int32Array;
+  private readonly mergeRight: Int32Array;
+  private readonly mergeInto: Int32Array;
+  /** Built on first use (each worker builds its own); null when the addon lacks it or the settings rule it out. */
+  private nativeEncoder: NativeBpeEncoder | null | undefined;
+  private nativeOut = new Int32Array(0);
 
   constructor(opts: BPEOptions) {
     this.vocab = toMap(opts.vocab);
@@ -206,6 +246,9 @@ export class BPE implements TokenizerModel, FastWordModel {
 
     this.mergeList = [];
     this.pairs = new PairTable(opts.merges.length);
+    this.mergeLeft = new Int32Array(opts.merges.length);
+    this.mergeRight = new Int32Array(opts.merges.length);
+    this.mergeInto = new Int32Array(opts.merges.length);
     const prefixLen = this.continuingSubwordPrefix?.length ?? 0;
     opts.merges.forEach((m, rank) => {
       let pair: [string, string];
@@ -226,6 +269,9 @@ export class BPE implements TokenizerModel, FastWordModel {
       if (merged === undefined) throw new Error(`BPE: merge ${rank} (${JSON.stringify(pair.join(' '))}) makes ${JSON.stringify(mergedText)}, which is not in the vocabulary`);
       this.mergeList.push(pair);
       this.pairs.set(a, b, rank, merged);
+      this.mergeLeft[rank] = a;
+      this.mergeRight[rank] = b;
+      this.mergeInto[rank] = merged;
     });
 
     let complete = true;
@@ -311,6 +357,7 @@ export class BPE implements TokenizerModel, FastWordModel {
   clearCache(): void {
     this.idCache.clear();
     this.wordCache.clear();
+    this.nativeEncoder?.clearCache();
   }
 
   private get useDropout(): boolean {
@@ -523,6 +570,47 @@ export class BPE implements TokenizerModel, FastWordModel {
     if (this.useDropout || this.ignoreMerges) return false;
     if (!byteLevel) return true;
     return this.byteLevelComplete && !this.continuingSubwordPrefix && !this.endOfWordSuffix;
+  }
+
+  /**
+   * Appends the ids of the words text[spans[2k], spans[2k+1]) for k < count: byte-level words in one
+   * native call when the addon has the encoder, else word by word through encodeWordInto.
+   */
+  encodeWordsInto(text: string, spans: Int32Array, count: number, byteLevel: boolean, out: number[]): void {
+    const native = byteLevel && BPE.useNative ? this.getNativeEncoder() : null;
+    if (native === null) {
+      for (let k = 0; k < count; k++) this.encodeWordInto(text, spans[2 * k], spans[2 * k + 1], byteLevel, out);
+      return;
+    }
+    // Each UTF-16 unit makes at most 3 UTF-8 bytes, so at most 3 ids. One call for the whole text
+    // measured faster than chunks of words as substrings; a huge text's buffer is just not kept.
+    let units = 0;
+    for (let k = 0; k < count; k++) units += spans[2 * k + 1] - spans[2 * k];
+    let buf = this.nativeOut;
+    if (buf.length < 3 * units) {
+      buf = new Int32Array(Math.max(3 * units, 2 * buf.length, 1024));
+      if (buf.length <= SCRATCH_KEEP) this.nativeOut = buf;
+    }
+    const n = native.encode(text, spans, count, buf);
+    // Growing once then assigning is several times faster than n pushes.
+    const base = out.length;
+    out.length = base + n;
+    for (let i = 0; i < n; i++) out[base + i] = buf[i];
+  }
+
+  /** Whether byte-level fast-path words go through the native encoder (builds it on first ask). */
+  get usesNative(): boolean {
+    return BPE.useNative && this.getNativeEncoder() !== null;
+  }
+
+  private getNativeEncoder(): NativeBpeEncoder | null {
+    if (this.nativeEncoder !== undefined) return this.nativeEncoder;
+    this.nativeEncoder = null;
+    if (!this.fastReady(true)) return null;
+    const Encoder = nativeBpeEncoderClass();
+    if (Encoder === null) return null;
+    this.nativeEncoder = new Encoder(this.mergeLeft, this.mergeRight, this.mergeInto, this.byteIds, this.cacheCapacity, CACHE_MAX_WORD);
+    return this.nativeEncoder;
   }
 
   encodeWordInto(text: string, start: number, end: number, byteLevel: boolean, out: number[]): void {
