@@ -50,8 +50,8 @@ export interface LanguageIdOptions {
   sampleBytes?: number;
   /** Fewer letters than this in the sample gives "und". Default 8. */
   minLetters?: number;
-  /** Read eld's n-gram table from a JSON copy in the temp directory (same table, faster to load). Default true. */
-  jsonCache?: boolean;
+  /** Score with the fast scorer over a binary copy of eld's table (the same answers; loads in milliseconds). Default true; false runs eld itself. */
+  fastTable?: boolean;
 }
 
 const LETTER_RE = /\p{L}/gu;
@@ -75,7 +75,7 @@ export class LanguageIdentifier {
       throw new Error(`langid: sampleBytes must be an integer ≥ 30, got ${sampleBytes}`);
     }
     if (!ELD_MODELS.includes(model)) throw new Error(`langid: unknown eld model '${String(model)}' (expected large, medium, small or extrasmall)`);
-    const eld = ((opts.jsonCache ?? true) ? await loadEldFromJsonCache(model) : null) ?? (await loadEldModule(model));
+    const eld = ((opts.fastTable ?? true) ? await loadFastEld(model) : null) ?? (await loadEldModule(model));
     return new LanguageIdentifier(eld, model, sampleBytes, minLetters);
   }
 
@@ -163,55 +163,153 @@ async function loadEldModule(model: EldModelSize): Promise<EldDetector> {
   return typeof shared.newInstance === 'function' ? shared.newInstance() : shared;
 }
 
-interface EldInternals {
-  createEld(): { instance: EldDetector; loadData(data: unknown): string };
+/**
+ * eld's n-gram table in the layout the fast scorer reads: an open-addressing hash table from each
+ * n-gram's 53-bit key (see {@link ngramKey}) to its entry, entry e's languages and scores at
+ * [offsets[e], offsets[e + 1]). Built once from eld's table and cached as one binary file in
+ * node_modules/.cache/weft (keyed by the table file's size and time): a worker thread then loads it
+ * in milliseconds, where parsing eld's table takes ~0.2 s and ~200 MB of objects.
+ */
+interface EldTable {
+  type: string;
+  languages: Record<string, string>;
+  slotKeys: Float64Array;
+  slotEntry: Int32Array;
+  offsets: Uint32Array;
+  langs: Uint8Array;
+  scores: Uint16Array;
 }
 
+const TABLE_MAGIC = 0x444c4557; // "WELD"
+const TABLE_VERSION = 1;
+
 /**
- * The same eld detector with its n-gram table read from a JSON copy (in node_modules/.cache/weft,
- * keyed by the table file's size and time) instead of compiled as a 2 MB JavaScript module:
- * JSON.parse takes about half the time, and every worker thread pays it. The first load (a cache
- * miss) imports the table module as usual and writes the copy. Null when eld's files are not laid
- * out as expected; the caller then imports eld normally.
+ * The 53-bit key of an n-gram: a hash of its symbols' codes, with a space first (lead) and/or last
+ * (trail) — the codes of the string eld would look up, so equal strings get equal keys.
  */
-async function loadEldFromJsonCache(model: EldModelSize): Promise<EldDetector | null> {
-  let entry: URL;
-  let tableUrl: URL;
-  let detectorUrl: URL;
+function ngramKey(codes: ArrayLike<number>, from: number, to: number, lead: boolean, trail: boolean): number {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x9747b28c;
+  if (lead) {
+    h1 = Math.imul(h1 ^ 0x20, 0x01000193);
+    h2 = Math.imul(h2 + 0x20 + 0x7f4a7c15, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  for (let k = from; k < to; k++) {
+    const c = codes[k]!;
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 + c + 0x7f4a7c15, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  if (trail) {
+    h1 = Math.imul(h1 ^ 0x20, 0x01000193);
+    h2 = Math.imul(h2 + 0x20 + 0x7f4a7c15, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  h1 ^= (to - from + (lead ? 1 : 0) + (trail ? 1 : 0)) << 24;
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 0x85ebca6b);
+  h2 = Math.imul(h2 ^ (h2 >>> 13), 0xc2b2ae35);
+  h2 ^= h2 >>> 16;
+  return (h1 >>> 0) * 0x200000 + (h2 & 0x1fffff);
+}
+
+/** The entry of a key, or -1. The first slot tried is the key's low bits (h2's, well mixed). */
+function tableEntry(t: EldTable, key: number): number {
+  const mask = t.slotKeys.length - 1;
+  for (let i = key % t.slotKeys.length; ; i = (i + 1) & mask) {
+    const k = t.slotKeys[i]!;
+    if (k === key) return t.slotEntry[i]!;
+    if (k === 0) return -1;
+  }
+}
+
+/** The table from eld's data; null when it cannot be laid out exactly (a key collision, a score out of range). */
+function buildEldTable(data: { type: string; languages: Record<string, string>; ngrams: Record<string, unknown> }): EldTable | null {
+  const names = Object.keys(data.ngrams);
+  let cap = 16;
+  while (cap < 2 * names.length) cap *= 2;
+  const slotKeys = new Float64Array(cap);
+  const slotEntry = new Int32Array(cap);
+  const offsets = new Uint32Array(names.length + 1);
+  const langs: number[] = [];
+  const scores: number[] = [];
+  const codes: number[] = [];
+  for (let e = 0; e < names.length; e++) {
+    const name = names[e]!;
+    codes.length = 0;
+    for (let i = 0; i < name.length; i++) codes.push(name.charCodeAt(i));
+    const key = ngramKey(codes, 0, codes.length, false, false);
+    if (key === 0) return null;
+    for (let i = key % cap; ; i = (i + 1) & (cap - 1)) {
+      if (slotKeys[i] === key) return null;
+      if (slotKeys[i] === 0) {
+        slotKeys[i] = key;
+        slotEntry[i] = e;
+        break;
+      }
+    }
+    const byLang = data.ngrams[name];
+    if (typeof byLang !== 'object' || byLang === null) return null;
+    for (const [lang, score] of Object.entries(byLang as Record<string, unknown>)) {
+      const l = Number(lang);
+      if (!Number.isInteger(l) || l < 0 || l > 255 || typeof score !== 'number' || !Number.isInteger(score) || score < 0 || score > 0xffff) return null;
+      langs.push(l);
+      scores.push(score);
+    }
+    offsets[e + 1] = langs.length;
+  }
+  return { type: data.type, languages: data.languages, slotKeys, slotEntry, offsets, langs: Uint8Array.from(langs), scores: Uint16Array.from(scores) };
+}
+
+/** [magic, version, header bytes, slots, entries, pairs] as uint32, the header JSON, then the arrays, each 8-byte aligned. */
+function encodeEldTable(t: EldTable): Uint8Array[] {
+  const header = Buffer.from(JSON.stringify({ type: t.type, languages: t.languages }));
+  const head = new Uint32Array([TABLE_MAGIC, TABLE_VERSION, header.length, t.slotKeys.length, t.offsets.length - 1, t.langs.length]);
+  const parts: Uint8Array[] = [new Uint8Array(head.buffer), header];
+  const pad = (n: number): void => {
+    if (n % 8 !== 0) parts.push(new Uint8Array(8 - (n % 8)));
+  };
+  pad(head.byteLength + header.length);
+  for (const a of [t.slotKeys, t.slotEntry, t.offsets, t.langs, t.scores]) {
+    parts.push(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    pad(a.byteLength);
+  }
+  return parts;
+}
+
+/** The table from its file's bytes; null when they are not a whole table of this version. */
+function decodeEldTable(buf: Buffer): EldTable | null {
+  if (buf.length < 24) return null;
+  // A private, aligned copy: the typed arrays below are views into it.
+  const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
+  const [magic, version, headerLen, cap, count, pairs] = Array.from(new Uint32Array(ab, 0, 6));
+  if (magic !== TABLE_MAGIC || version !== TABLE_VERSION || cap === undefined || count === undefined || pairs === undefined || headerLen === undefined) return null;
+  if (cap === 0 || (cap & (cap - 1)) !== 0) return null;
+  let off = 24 + headerLen;
+  const take = (bytes: number): number => {
+    off = Math.ceil(off / 8) * 8;
+    const at = off;
+    off += bytes;
+    return at;
+  };
+  const at = [take(cap * 8), take(cap * 4), take((count + 1) * 4), take(pairs), take(pairs * 2)];
+  if (off > ab.byteLength) return null;
   try {
-    entry = new URL(import.meta.resolve(`eld/${model}`));
-    tableUrl = new URL(`../ngrams/${model}.js`, entry);
-    detectorUrl = new URL('../languageDetector.js', entry);
+    const header = JSON.parse(Buffer.from(ab, 24, headerLen).toString('utf8')) as { type: string; languages: Record<string, string> };
+    const offsets = new Uint32Array(ab, at[2], count + 1);
+    if (offsets[count] !== pairs || typeof header.type !== 'string' || typeof header.languages !== 'object') return null;
+    return {
+      type: header.type,
+      languages: header.languages,
+      slotKeys: new Float64Array(ab, at[0], cap),
+      slotEntry: new Int32Array(ab, at[1], cap),
+      offsets,
+      langs: new Uint8Array(ab, at[3], pairs),
+      scores: new Uint16Array(ab, at[4], pairs),
+    };
   } catch {
     return null;
   }
-  if (tableUrl.protocol !== 'file:' || !existsSync(tableUrl) || !existsSync(detectorUrl)) return null;
-  const st = statSync(tableUrl);
-  // node_modules/.cache (the usual home of derived build caches), beside the package it derives from:
-  // private to the install, unlike a shared temp directory where another user could plant a table.
-  const cacheDir = fileURLToPath(new URL('../../../.cache/weft/', entry));
-  const cachePath = join(cacheDir, `eld-${model}-${st.size}-${Math.floor(st.mtimeMs)}.json`);
-  let data: unknown = null;
-  try {
-    data = JSON.parse(readFileSync(cachePath, 'utf8'));
-  } catch {
-    data = null;
-  }
-  if (!isEldTable(data)) {
-    data = ((await import(tableUrl.href)) as { ngramsData?: unknown }).ngramsData;
-    if (!isEldTable(data)) return null;
-    try {
-      mkdirSync(cacheDir, { recursive: true });
-      writeFileAtomicSync(cachePath, JSON.stringify(data));
-    } catch {
-      // A read-only install only costs the speed-up.
-    }
-  }
-  const internals = (await import(detectorUrl.href)) as Partial<EldInternals>;
-  if (typeof internals.createEld !== 'function') return null;
-  const { instance, loadData } = internals.createEld();
-  loadData(data);
-  return (await FastEld.create(data, entry)) ?? instance;
 }
 
 interface EldHelpers {
@@ -220,49 +318,83 @@ interface EldHelpers {
   LanguageResult: new (language: string, results: number[], numNgrams: number, langCodes: Record<string, string>) => ReturnType<EldDetector['detect']>;
 }
 
+/** eld's text-processing pieces (its separator regex, byte dictionary and result class) from the package; null when not where expected. */
+async function loadEldHelpers(entry: URL): Promise<EldHelpers | null> {
+  try {
+    const [patterns, dict, result] = await Promise.all([
+      import(new URL('../regexPatterns.js', entry).href) as Promise<{ separators?: unknown }>,
+      import(new URL('../dictionary.js', entry).href) as Promise<{ dictionary?: unknown }>,
+      import(new URL('../LanguageResult.js', entry).href) as Promise<{ LanguageResult?: unknown }>,
+    ]);
+    if (!(patterns.separators instanceof RegExp) || !Array.isArray(dict.dictionary) || typeof result.LanguageResult !== 'function') return null;
+    if (dict.dictionary.length !== 256 || !dict.dictionary.every((c) => typeof c === 'string' && c.length === 1)) return null;
+    return { separators: patterns.separators, dictionary: dict.dictionary as string[], LanguageResult: result.LanguageResult as EldHelpers['LanguageResult'] };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The fast scorer over eld's table, read from the binary cache (built from eld's table module on the
+ * first load). Null when eld's files are not laid out as expected; the caller then imports eld normally.
+ */
+async function loadFastEld(model: EldModelSize): Promise<EldDetector | null> {
+  let entry: URL;
+  let tableUrl: URL;
+  try {
+    entry = new URL(import.meta.resolve(`eld/${model}`));
+    tableUrl = new URL(`../ngrams/${model}.js`, entry);
+  } catch {
+    return null;
+  }
+  if (tableUrl.protocol !== 'file:' || !existsSync(tableUrl)) return null;
+  const helpers = await loadEldHelpers(entry);
+  if (helpers === null) return null;
+  const st = statSync(tableUrl);
+  // node_modules/.cache (the usual home of derived build caches), beside the package it derives from:
+  // private to the install, unlike a shared temp directory where another user could plant a table.
+  const cacheDir = fileURLToPath(new URL('../../../.cache/weft/', entry));
+  const cachePath = join(cacheDir, `eld-${model}-${st.size}-${Math.floor(st.mtimeMs)}.bin`);
+  let table: EldTable | null = null;
+  try {
+    table = decodeEldTable(readFileSync(cachePath));
+  } catch {
+    table = null;
+  }
+  if (table === null) {
+    const data = ((await import(tableUrl.href)) as { ngramsData?: unknown }).ngramsData;
+    if (!isEldTable(data)) return null;
+    table = buildEldTable(data);
+    if (table === null) return null;
+    try {
+      mkdirSync(cacheDir, { recursive: true });
+      writeFileAtomicSync(cachePath, encodeEldTable(table));
+    } catch {
+      // A read-only install only costs the speed-up.
+    }
+  }
+  return new FastEld(table, helpers);
+}
+
 /**
  * eld's detect() with the same answers, computed faster: eld keeps each n-gram's scores as an object
- * keyed by language and walks it with for…in, per n-gram of every text — most of its time. Here an
- * n-gram's scores become two typed arrays the first time the n-gram is seen (only the n-grams real
- * text meets are converted, so loading costs nothing extra), and n-grams are hashed from a buffer of
- * byte symbols instead of built as strings (a 53-bit key: the same answers up to a ~2^-53 collision
- * chance per pair). The text processing is eld's own (its separator regex and byte
+ * keyed by language and walks it with for…in, per n-gram of every text — most of its time. Here the
+ * table is typed arrays behind a hash table (see {@link EldTable}), and n-grams are hashed from a
+ * buffer of byte symbols instead of built as strings (a 53-bit key: the same answers up to a ~2^-53
+ * collision chance per pair; the table itself is checked free of collisions when built). The text processing is eld's own (its separator regex and byte
  * dictionary, imported from the package); scores are integer sums, so their order cannot change
  * them; the result object is eld's LanguageResult, so scores and reliability are eld's too.
  */
 class FastEld implements EldDetector {
-  /** Per n-gram (by its 53-bit key): eld's scores as typed arrays, or null when eld has none. */
-  private readonly cache = new Map<number, { langs: Int32Array; scores: Float64Array } | null>();
   /** The current text's n-grams, each scored once (eld collects them as object keys). */
   private readonly seen = new Set<number>();
   private readonly langCount: number;
 
-  private constructor(
-    private readonly ngrams: Record<string, Record<string, number> | undefined>,
-    private readonly langCodes: Record<string, string>,
+  constructor(
+    private readonly table: EldTable,
     private readonly helpers: EldHelpers,
   ) {
-    this.langCount = Object.keys(langCodes).length;
-  }
-
-  /** From eld's table and its helper modules next to `entry`; null when they are not where expected. */
-  static async create(data: { languages: Record<string, string>; ngrams: Record<string, unknown> }, entry: URL): Promise<FastEld | null> {
-    try {
-      const [patterns, dict, result] = await Promise.all([
-        import(new URL('../regexPatterns.js', entry).href) as Promise<{ separators?: unknown }>,
-        import(new URL('../dictionary.js', entry).href) as Promise<{ dictionary?: unknown }>,
-        import(new URL('../LanguageResult.js', entry).href) as Promise<{ LanguageResult?: unknown }>,
-      ]);
-      if (!(patterns.separators instanceof RegExp) || !Array.isArray(dict.dictionary) || typeof result.LanguageResult !== 'function') return null;
-      if (dict.dictionary.length !== 256 || !dict.dictionary.every((c) => typeof c === 'string' && c.length === 1)) return null;
-      return new FastEld(data.ngrams as Record<string, Record<string, number> | undefined>, data.languages, {
-        separators: patterns.separators,
-        dictionary: dict.dictionary as string[],
-        LanguageResult: result.LanguageResult as EldHelpers['LanguageResult'],
-      });
-    } catch {
-      return null;
-    }
+    this.langCount = Object.keys(table.languages).length;
   }
 
   detect(input: string): ReturnType<EldDetector['detect']> {
@@ -290,46 +422,19 @@ class FastEld implements EldDetector {
       }
     }
     if (best < 0) return new this.helpers.LanguageResult('', [], 0, {});
-    return new this.helpers.LanguageResult(this.langCodes[String(best)]!, Array.from(scores), this.seen.size, this.langCodes);
+    return new this.helpers.LanguageResult(this.table.languages[String(best)]!, Array.from(scores), this.seen.size, this.table.languages);
   }
 
-  /**
-   * Adds the scores of the n-gram made of symbols [from, to) of the code buffer (with a space before
-   * and/or after), once per text. N-grams are keyed by a 53-bit hash of their symbols, so no string
-   * is made except the first time an n-gram is met (to look it up in eld's table).
-   */
+  /** Adds the scores of the n-gram made of symbols [from, to) of the code buffer (with a space before and/or after), once per text. */
   private score(from: number, to: number, lead: boolean, trail: boolean, scores: Float64Array): void {
-    let h1 = lead ? 0x811c9dc5 ^ 0x20 : 0x811c9dc5;
-    let h2 = lead ? 0x2f : 0x9747b28c;
-    for (let k = from; k < to; k++) {
-      const c = codeBuf[k]!;
-      h1 = Math.imul(h1 ^ c, 0x01000193);
-      h2 = Math.imul(h2 + c + 0x7f4a7c15, 0x5bd1e995);
-      h2 ^= h2 >>> 15;
-    }
-    if (trail) {
-      h1 = Math.imul(h1 ^ 0x20 ^ 0x100, 0x01000193);
-      h2 = Math.imul(h2 + 0x20 + 0x7f4a7c15, 0x5bd1e995);
-    }
-    h1 ^= (to - from) << 24;
-    const key = (h1 >>> 0) * 0x200000 + (h2 & 0x1fffff);
+    const key = ngramKey(codeBuf, from, to, lead, trail);
     if (this.seen.has(key)) return;
     this.seen.add(key);
-    let entry = this.cache.get(key);
-    if (entry === undefined) {
-      const ngram = (lead ? ' ' : '') + String.fromCharCode.apply(null, codeBuf.subarray(from, to) as unknown as number[]) + (trail ? ' ' : '');
-      const byLang = this.ngrams[ngram];
-      if (byLang === undefined) entry = null;
-      else {
-        const keys = Object.keys(byLang);
-        entry = { langs: Int32Array.from(keys, Number), scores: Float64Array.from(keys, (k) => byLang[k]!) };
-      }
-      this.cache.set(key, entry);
-    }
-    if (entry === null) return;
-    const { langs, scores: add } = entry;
+    const e = tableEntry(this.table, key);
+    if (e < 0) return;
+    const { offsets, langs, scores: add } = this.table;
     // eld subtracted 53 from every stored score to shrink its table; it adds it back here.
-    for (let k = 0; k < langs.length; k++) scores[langs[k]!]! += add[k]! + 53;
+    for (let k = offsets[e]!; k < offsets[e + 1]!; k++) scores[langs[k]!]! += add[k]! + 53;
   }
 }
 
