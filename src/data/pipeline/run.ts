@@ -51,7 +51,7 @@ import {
 import { WorkerPool, type WorkerInit } from './pool.js';
 import { expandInputs, readInputs, type ReaderOptions } from './readers.js';
 import { emptyStageStats, mergeStageStats, type PipelineStats } from './stats.js';
-import { type CleanBatchResult, type CleanConfig, type CleanDoc, type DedupMode, type FilterName, type TokenizeResult } from './tasks.js';
+import { type CleanBatchResult, type TokenizerInfo, type CleanConfig, type CleanDoc, type DedupMode, type FilterName, type TokenizeResult } from './tasks.js';
 import type { Doc, StageStats } from './types.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -400,14 +400,8 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
 
   // The clean workers, kept alive after their stage so the pack stage reuses the threads.
   let idlePool: WorkerPool | null = null;
-  // The tokenizer, loaded while the clean workers start (the workers tokenize with their own copies).
-  let pre: { tokenizer: DataTokenizer; eos: { id: number; token: string } } | null = null;
-  const preloadTokenizer = (source: string): NonNullable<typeof pre> => {
-    const tokenizer = loadTokenizer(source);
-    const eos = resolveEos(tokenizer, settings.eos ?? undefined);
-    writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), `${JSON.stringify(tokenizer.toJSON())}\n`);
-    return { tokenizer, eos };
-  };
+  // The tokenizer's size and EOS, once tokenizer.json is written during cleaning.
+  let pre: { vocabSize: number; eos: { id: number; token: string } } | null = null;
 
   // ---- 1. clean ----
   if (manifest.stage === 'clean') {
@@ -415,15 +409,18 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     // Tokenized in the workers, the cleaned texts are needed again only to be kept for inspection.
     const keepText = !tokenizeInWorkers || options.keepWork === true;
     const cleanConfig: CleanConfig = { ...settings.clean, boilerplate, tokenize: tokenizeInWorkers ? { source: settings.tokenizer!, eos: settings.eos } : null, keepText };
-    const poolStart = WorkerPool.start(workers, { kind: 'clean', config: cleanConfig });
-    // This thread's tokenizer (for EOS, the vocabulary size and tokenizer.json) loads while the workers start.
-    try {
-      if (settings.tokenizer !== null) pre = preloadTokenizer(settings.tokenizer);
-    } catch (e) {
-      await poolStart.then((p) => p.close(), () => undefined);
-      throw e;
+    const pool = await WorkerPool.start(workers, { kind: 'clean', config: cleanConfig });
+    if (tokenizeInWorkers) {
+      // A worker's tokenizer describes itself: this thread need not load one too.
+      try {
+        const info = await pool.submit<TokenizerInfo>({ kind: 'tokenizerInfo' });
+        writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), info.json);
+        pre = { vocabSize: info.vocabSize, eos: info.eos };
+      } catch (e) {
+        await pool.close();
+        throw e;
+      }
     }
-    const pool = await poolStart;
     const wantChars = settings.tokenizer === null;
     try {
       type Open = { batches: Promise<CleanBatchResult>[]; batch: Doc[]; docs: number; bytes: number };
@@ -536,22 +533,26 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
   if (manifest.stage === 'dedup') {
     progress({ stage: 'dedup', docs: 0, bytes: 0, totalBytes, tokens: 0, shards: 0, fraction: 0 });
     try {
-      // The tokenizer: given, or the corpus's characters.
-      let tokenizer: DataTokenizer;
+      // The tokenizer: described by the workers that tokenized, given, or the corpus's characters.
+      let vocabSize: number;
+      let eos: { id: number; token: string };
       if (pre !== null) {
-        tokenizer = pre.tokenizer;
-      } else if (settings.tokenizer !== null) {
-        tokenizer = loadTokenizer(settings.tokenizer);
+        ({ vocabSize, eos } = pre);
       } else {
-        const chars = new Set<string>();
-        chunks.forEach((_, ci) => {
-          for (const ch of readJson<ChunkMeta>(join(work, chunkName(ci, 'meta.json'))).chars) chars.add(ch);
-        });
-        tokenizer = charTokenizerFor(chars);
+        let tokenizer: DataTokenizer;
+        if (settings.tokenizer !== null) {
+          tokenizer = loadTokenizer(settings.tokenizer);
+        } else {
+          const chars = new Set<string>();
+          chunks.forEach((_, ci) => {
+            for (const ch of readJson<ChunkMeta>(join(work, chunkName(ci, 'meta.json'))).chars) chars.add(ch);
+          });
+          tokenizer = charTokenizerFor(chars);
+        }
+        eos = resolveEos(tokenizer, settings.eos ?? undefined);
+        vocabSize = tokenizer.vocabSize;
+        writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), `${JSON.stringify(tokenizer.toJSON())}\n`);
       }
-      const eos = pre !== null ? pre.eos : resolveEos(tokenizer, settings.eos ?? undefined);
-      // Already written by preloadTokenizer (same bytes).
-      if (pre === null) writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), `${JSON.stringify(tokenizer.toJSON())}\n`);
       if (pretokenized) {
         if (idlePool !== null) await idlePool.close();
         idlePool = null;
@@ -679,7 +680,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
         plan,
         passes,
         copies,
-        tokenizer: { source: settings.tokenizer, eos: eos.token, eosId: eos.id, vocabSize: tokenizer.vocabSize, dtype: dtypeFor(tokenizer.vocabSize) },
+        tokenizer: { source: settings.tokenizer, eos: eos.token, eosId: eos.id, vocabSize, dtype: dtypeFor(vocabSize) },
       };
       manifest.stage = 'pack';
       commit();

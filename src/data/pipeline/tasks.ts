@@ -97,17 +97,25 @@ export class Cleaner {
     readonly config: CleanConfig,
     private readonly stages: DocStage[],
     private readonly hasher: MinHasher | null,
-    private readonly tokenizer: TokenizeTask | null,
+    private readonly tokenizer: { task: TokenizeTask; tokenizer: DataTokenizer; eos: { id: number; token: string } } | null,
   ) {}
 
   static async create(config: CleanConfig): Promise<Cleaner> {
     const stages = await buildCleanStages(config);
-    let tokenizer: TokenizeTask | null = null;
+    let tokenizer: { task: TokenizeTask; tokenizer: DataTokenizer; eos: { id: number; token: string } } | null = null;
     if (config.tokenize !== null) {
       const tok = loadTokenizer(config.tokenize.source);
-      tokenizer = new TokenizeTask(tok, resolveEos(tok, config.tokenize.eos ?? undefined).id);
+      const eos = resolveEos(tok, config.tokenize.eos ?? undefined);
+      tokenizer = { task: new TokenizeTask(tok, eos.id), tokenizer: tok, eos };
     }
     return new Cleaner(config, stages, config.dedup === 'minhash' ? new MinHasher(config.minhash) : null, tokenizer);
+  }
+
+  /** What the orchestrator needs of the tokenizer (so it need not load one too): null when not tokenizing. */
+  tokenizerInfo(): TokenizerInfo | null {
+    if (this.tokenizer === null) return null;
+    const { tokenizer, eos } = this.tokenizer;
+    return { vocabSize: tokenizer.vocabSize, eos, json: `${JSON.stringify(tokenizer.toJSON())}\n` };
   }
 
   get stageNames(): string[] {
@@ -138,7 +146,7 @@ export class Cleaner {
       sig16.set(sk.sig16, i * numPerm);
       shingles[i] = sk.shingles;
     });
-    const tokens = this.tokenizer === null ? null : this.tokenizer.run(kept.map((d) => d.text));
+    const tokens = this.tokenizer === null ? null : this.tokenizer.task.run(kept.map((d) => d.text));
     if (this.config.keepText === false) for (const d of kept) d.text = '';
     return { kept, hashes, bandKeys, sig16, shingles, stats: chain.stats(), bytesIn, tokens };
   }
@@ -157,6 +165,13 @@ export class BoilerplateObserver {
   observe(docs: readonly Doc[]): void {
     for (const d of docs) this.sketch.observe(this.normalize.apply(d).text);
   }
+}
+
+/** A tokenizer's size, end-of-document token and saved form (tokenizer.json). */
+export interface TokenizerInfo {
+  vocabSize: number;
+  eos: { id: number; token: string };
+  json: string;
 }
 
 export interface TokenizeResult {
