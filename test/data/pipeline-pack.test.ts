@@ -38,6 +38,9 @@ describe('token shards', () => {
     expect([...readFileSync(join(dir, 'b.bin'))]).toEqual([0x70, 0x11, 0x01, 0, 1, 0, 0, 0]);
     expect([...decodeTokens(readFileSync(join(dir, 'b.bin')), 'uint32')]).toEqual([70_000, 1]);
     expect(() => encodeTokens([5, 300], 'uint16', 300)).toThrow(/token id 300 at position 1 is outside the vocabulary \[0, 300\)/);
+    // Typed arrays take the bulk path: the same bytes, the same check.
+    expect([...encodeTokens(Uint32Array.from([1, 258, 65_535]), 'uint16', 65_536)]).toEqual([1, 0, 2, 1, 255, 255]);
+    expect(() => encodeTokens(Uint32Array.from([5, 7, 300]), 'uint16', 300)).toThrow(/token id 300 at position 2 is outside the vocabulary \[0, 300\)/);
     expect(() => decodeTokens(new Uint8Array(3), 'uint16')).toThrow(/not a whole number of uint16 tokens/);
   });
 

@@ -74,10 +74,16 @@ const LITTLE_ENDIAN = endianness() === 'LE';
 export function encodeTokens(ids: ArrayLike<number>, dtype: TokenDtype, vocabSize: number): Uint8Array {
   const n = ids.length;
   const arr = dtype === 'uint16' ? new Uint16Array(n) : new Uint32Array(n);
-  for (let i = 0; i < n; i++) {
-    const id = ids[i]!;
-    if (!(Number.isInteger(id) && id >= 0 && id < vocabSize)) throw new RangeError(`pack: token id ${id} at position ${i} is outside the vocabulary [0, ${vocabSize})`);
-    arr[i] = id;
+  if (ids instanceof Uint32Array) {
+    // Whole and non-negative by type: only the upper bound is checked, then one bulk copy.
+    for (let i = 0; i < n; i++) if (ids[i]! >= vocabSize) throw new RangeError(`pack: token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${vocabSize})`);
+    arr.set(ids);
+  } else {
+    for (let i = 0; i < n; i++) {
+      const id = ids[i]!;
+      if (!(Number.isInteger(id) && id >= 0 && id < vocabSize)) throw new RangeError(`pack: token id ${id} at position ${i} is outside the vocabulary [0, ${vocabSize})`);
+      arr[i] = id;
+    }
   }
   const bytes = new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
   if (!LITTLE_ENDIAN) swapBytes(bytes, bytesPerToken(dtype));
@@ -176,7 +182,8 @@ export class TokenPacker {
       const room = this.shardTokens - this.len;
       const take = Math.min(room, ids.length - i);
       this.ensure(this.len + take);
-      for (let k = 0; k < take; k++) this.buf[this.len + k] = ids[i + k]!;
+      if (ids instanceof Uint32Array) this.buf.set(ids.subarray(i, i + take), this.len);
+      else for (let k = 0; k < take; k++) this.buf[this.len + k] = ids[i + k]!;
       this.len += take;
       i += take;
       if (this.len === this.shardTokens) {
