@@ -34,7 +34,8 @@ export interface C4Options {
   skipCjk?: boolean;
 }
 
-const END_MARKS = ['.', '?', '!', '"', "'", '”', '’'];
+/** Characters a kept line must end with (C4: terminal punctuation, possibly a closing quote). */
+const END_MARK_CODES = new Set(['.', '?', '!', '"', "'", '”', '’'].map((m) => m.charCodeAt(0)));
 const POLICY_SUBSTRINGS = ['terms of use', 'privacy policy', 'cookie policy', 'uses cookies', 'use of cookies', 'use cookies'];
 const CITATION_RE = /\[\d*\]|\[edit\]|\[citation needed\]/gi;
 // Sentence ends: terminal marks (possibly closed by quotes/brackets) followed by space or the end.
@@ -90,7 +91,10 @@ export function spacedWords(line: string): { count: number; longest: number } {
 }
 
 export function countSentences(line: string): number {
-  return Math.max(1, line.match(SENTENCE_END_RE)?.length ?? 0);
+  let n = 0;
+  SENTENCE_END_RE.lastIndex = 0;
+  while (SENTENCE_END_RE.exec(line) !== null) n++;
+  return Math.max(1, n);
 }
 
 export interface C4LineResult {
@@ -125,7 +129,7 @@ export function c4Lines(text: string, opts: C4Options = {}): C4LineResult {
       continue;
     }
     if (opts.citations ?? true) line = line.replace(CITATION_RE, '').trim();
-    if (terminal && (!END_MARKS.some((m) => line.endsWith(m)) || line.endsWith('...'))) {
+    if (terminal && (!END_MARK_CODES.has(line.charCodeAt(line.length - 1)) || line.endsWith('...'))) {
       bump('c4_line_no_terminal_punct');
       continue;
     }
