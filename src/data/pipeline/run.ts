@@ -4,10 +4,13 @@
  * Stages, in order:
  *   0. boilerplate (only with the 'boilerplate' filter): pass 1 counts lines across documents
  *   1. clean: read → normalise → boilerplate → language id → Gopher/C4/CJK filters → PII masking,
- *      plus each survivor's exact-dedup hash and MinHash sketch — in worker threads, in chunks
+ *      plus each survivor's exact-dedup hash, MinHash sketch and (with a tokenizer file) tokens —
+ *      in worker threads, in chunks
  *   2. dedup: exact (first copy kept) then MinHash-LSH clusters (earliest document kept)
- *   3. mix: copies per document (language temperature, source weights, epochs; seeded per document)
- *   4. pack: tokenize (worker threads) → EOS-joined stream → shards of whole seqLen sequences
+ *   3. mix: copies per document (language temperature capped per language, source weights, epochs;
+ *      seeded per document)
+ *   4. pack: the kept copies' tokens (tokenized now only for the corpus character tokenizer) →
+ *      EOS-joined stream → shards of whole seqLen sequences
  *   5. stats.json (and index.json, tokenizer.json)
  *
  * Resuming. `<out>/manifest.json` is the single commit point, rewritten atomically after every
@@ -51,7 +54,7 @@ import {
 import { WorkerPool, type WorkerInit } from './pool.js';
 import { expandInputs, readInputs, type ReaderOptions } from './readers.js';
 import { emptyStageStats, mergeStageStats, type PipelineStats } from './stats.js';
-import { type CleanBatchResult, type TokenizerInfo, type CleanConfig, type CleanDoc, type DedupMode, type FilterName, type TokenizeResult } from './tasks.js';
+import type { CleanBatchResult, CleanConfig, CleanDoc, DedupMode, FilterName, TokenizeResult, TokenizerInfo } from './tasks.js';
 import type { Doc, StageStats } from './types.js';
 
 export const MANIFEST_FILE = 'manifest.json';
