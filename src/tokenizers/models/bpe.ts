@@ -230,7 +230,7 @@ export class BPE implements TokenizerModel, FastWordModel {
     this.vocab = toMap(opts.vocab);
     this.vocabR = [];
     for (const [tok, id] of this.vocab) {
-      if (!Number.isInteger(id) || id < 0) throw new Error(`BPE: token ${JSON.stringify(tok)} has invalid id ${id}`);
+      if (!Number.isInteger(id) || id < 0) throw new Error(`BPE: vocab[${JSON.stringify(tok)}] must be a non-negative integer id, got ${JSON.stringify(id)}`);
       if (this.vocabR[id] !== undefined) throw new Error(`BPE: id ${id} is used by both ${JSON.stringify(this.vocabR[id])} and ${JSON.stringify(tok)}`);
       this.vocabR[id] = tok;
     }
@@ -253,9 +253,9 @@ export class BPE implements TokenizerModel, FastWordModel {
     opts.merges.forEach((m, rank) => {
       let pair: [string, string];
       if (typeof m === 'string') {
-        const parts = m.split(' ');
-        if (parts.length !== 2) throw new Error(`BPE: merge ${rank} (${JSON.stringify(m)}) is not two tokens separated by one space`);
-        pair = [parts[0], parts[1]];
+        const space = m.indexOf(' ');
+        if (space < 0 || m.indexOf(' ', space + 1) >= 0) throw new Error(`BPE: merge ${rank} (${JSON.stringify(m)}) is not two tokens separated by one space`);
+        pair = [m.slice(0, space), m.slice(space + 1)];
       } else {
         if (m.length !== 2 || typeof m[0] !== 'string' || typeof m[1] !== 'string') throw new Error(`BPE: merge ${rank} is not a pair of tokens`);
         pair = [m[0], m[1]];
@@ -287,11 +287,8 @@ export class BPE implements TokenizerModel, FastWordModel {
     const where = 'model (BPE)';
     const vocabJson = json.vocab;
     if (!isObject(vocabJson)) throw new Error(`tokenizer.json: ${where}.vocab must be an object of token → id`);
-    const vocab = new Map<string, number>();
-    for (const [tok, id] of Object.entries(vocabJson)) {
-      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new Error(`tokenizer.json: ${where}.vocab[${JSON.stringify(tok)}] must be a non-negative integer id`);
-      vocab.set(tok, id);
-    }
+    // Ids are checked (with the token named) by the constructor, which builds its own Map from the object.
+    const vocab = vocabJson as Record<string, number>;
     const merges = (json.merges === undefined ? [] : reqArray(json, 'merges', where)).map((m: Json, i): string | [string, string] => {
       if (typeof m === 'string') return m;
       if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') return [m[0], m[1]];
