@@ -120,6 +120,10 @@ describe.skipIf(!haveCorpora)('data prepare pipeline', () => {
     expect(mix.passes).toBeGreaterThanOrEqual(2);
     const mixStage = a.stats.stages.find((s) => s.name === 'mix')!;
     expect(mixStage.docsOut).toBe(a.stats.output!.docs);
+    // The copies' bytes: the small language's bytes times its factor, more or less (copies are whole).
+    const expectedBytes = langs[small]!.bytes * mix.languageFactor[small]! + langs[large]!.bytes * mix.languageFactor[large]!;
+    expect(mixStage.bytesOut / expectedBytes).toBeGreaterThan(0.8);
+    expect(mixStage.bytesOut / expectedBytes).toBeLessThan(1.2);
     // The same settings again are a no-op on the finished directory; other settings are refused there.
     const again = await prepareData({ ...opts, out: join(dir, 'a'), workers: 0 });
     expect(again.resumed).toBe(false);

@@ -177,6 +177,8 @@ interface Manifest {
     plan: MixPlan;
     passes: number;
     copies: number;
+    /** UTF-8 bytes of all copies (absent in manifests from before it was kept). */
+    copyBytes?: number;
     tokenizer: { source: string | null; eos: string; eosId: number; vocabSize: number; dtype: TokenDtype };
   };
   pack: { pass: number; chunk: number; doc: number; offset: number; shards: ShardEntry[]; tokens: number; copiesPacked: number; droppedTailTokens: number };
@@ -667,11 +669,13 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
       });
       let passes = 0;
       let copies = 0;
+      let copyBytes = 0;
       for (let g = 0; g < totalClean; g++) {
         if (!keep[g]) continue;
         const c = copiesOf(plan, g, langs[g]!, sources[g]!);
         passes = Math.max(passes, c);
         copies += c;
+        copyBytes += c * sizes[g]!;
       }
 
       writeFileAtomicSync(keepPath, keep);
@@ -683,6 +687,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
         plan,
         passes,
         copies,
+        copyBytes,
         tokenizer: { source: settings.tokenizer, eos: eos.token, eosId: eos.id, vocabSize, dtype: dtypeFor(vocabSize) },
       };
       manifest.stage = 'pack';
@@ -818,7 +823,7 @@ function buildStats(m: Manifest, settings: Settings): PipelineStats {
   };
   const keptBytes = Object.values(dd.languagesKept).reduce((s, v) => s + v.bytes, 0);
   const keptDocs = Object.values(dd.languagesKept).reduce((s, v) => s + v.docs, 0);
-  const mix: StageStats = { name: 'mix', docsIn: keptDocs, docsOut: dd.copies, bytesIn: keptBytes, bytesOut: 0, drops: {} };
+  const mix: StageStats = { name: 'mix', docsIn: keptDocs, docsOut: dd.copies, bytesIn: keptBytes, bytesOut: dd.copyBytes ?? 0, drops: {} };
   const pack: StageStats = { name: 'pack', docsIn: m.pack.copiesPacked, docsOut: m.pack.copiesPacked, bytesIn: 0, bytesOut: m.pack.tokens * (dd.tokenizer.dtype === 'uint16' ? 2 : 4), drops: {}, tokensOut: m.pack.tokens, counters: { shards: m.pack.shards.length, dropped_tail_tokens: m.pack.droppedTailTokens } };
   return {
     stages: [read, ...m.clean.stats, ...dd.stats, mix, pack],
