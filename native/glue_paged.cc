@@ -90,7 +90,6 @@ Napi::Value PagedAttention(const Info& info) {
   a.scale = static_cast<float>(info[11].As<Napi::Number>().DoubleValue());
   auto out = typed<float>(info, 12, F, "out");
   if (a.heads % a.kv_heads != 0) range_error(info, std::string(F) + ": heads must be a multiple of kvHeads");
-  if (a.block > 256) range_error(info, std::string(F) + ": blockSize must be at most 256");
   if (kc.length != vc.length) range_error(info, std::string(F) + ": kCache and vCache differ in length");
   const int64_t per_block = a.kv_heads * a.block * a.dim;
   if (kc.length % per_block != 0) range_error(info, std::string(F) + ": kCache is not a whole number of blocks");

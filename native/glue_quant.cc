@@ -69,7 +69,7 @@ void check_len(const Info& info, const std::string& fn, const char* name, int64_
   }
 }
 
-// quantMatmul(format, w, rowScales|null, x, bias|null, y, m, n, k, ref?): y[m,n] = x[m,k]·Wᵀ + bias.
+// quantMatmul(format, w, rowScales|null, x, bias|null, y, m, n, k, ref?, packed?): y[m,n] = x[m,k]·Wᵀ + bias.
 Napi::Value QuantMatmul(const Info& info) {
   const std::string fn = "quantMatmul";
   const QFormat f = format_arg(info, fn, 0);
@@ -94,8 +94,28 @@ Napi::Value QuantMatmul(const Info& info) {
     if (rs.data == nullptr) fail_type(info, fn, "int8 weights need 'rowScales' (one f32 scale per output row)");
     check_len(info, fn, "rowScales", rs.length, n, "n");
   }
-  quant_matmul(f, w.data, rs.data, x.data, bias.data, y.data, m, n, k, ref);
+  const auto packed = typed_arg<uint8_t>(info, fn, 10, "packed", napi_uint8_array, "Uint8Array or null", true);
+  if (packed.data != nullptr) {
+    if (f != QFormat::Q4_0) fail_type(info, fn, "'packed' (quantRepack's q4_0x8 bytes) is for q4_0 weights only");
+    check_len(info, fn, "packed", packed.length, q4_0x8_bytes(n, k), "quantRepack's size for n, k");
+  }
+  quant_matmul(f, w.data, rs.data, x.data, bias.data, y.data, m, n, k, ref, packed.data);
   return info.Env().Undefined();
+}
+
+// quantRepack(format, w, n, k) → Uint8Array: q4_0 rows regrouped eight at a time (q4_0x8, see
+// quant.h) for quantMatmul's `packed` argument; rows past the last whole group are not included.
+Napi::Value QuantRepack(const Info& info) {
+  const std::string fn = "quantRepack";
+  const QFormat f = format_arg(info, fn, 0);
+  if (f != QFormat::Q4_0) fail_type(info, fn, "only q4_0 has a repacked layout; call quantMatmul without 'packed'");
+  const auto w = typed_arg<uint8_t>(info, fn, 1, "w", napi_uint8_array, "Uint8Array", false);
+  const int64_t n = size_arg(info, fn, 2, "n"), k = size_arg(info, fn, 3, "k");
+  if (k % 32 != 0) fail_range(info, fn, "k (" + std::to_string(k) + ") must be a multiple of 32");
+  check_len(info, fn, "w", w.length, n * qformat_row_bytes(f, k), "n · bytes per row");
+  Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), static_cast<size_t>(q4_0x8_bytes(n, k)));
+  repack_q4_0x8(w.data, n, k, out.Data());
+  return out;
 }
 
 // int8Gemm(w int8 [n,k], rowScales [n], x [m,k], bias|null, y [m,n], m, n, k, ref?): W8A8 with
@@ -148,6 +168,7 @@ Napi::Value QuantKernelInfo(const Info& info) {
 
 void RegisterQuant(Napi::Env env, Napi::Object exports) {
   exports.Set("quantMatmul", Napi::Function::New(env, QuantMatmul));
+  exports.Set("quantRepack", Napi::Function::New(env, QuantRepack));
   exports.Set("int8Gemm", Napi::Function::New(env, Int8Gemm));
   exports.Set("quantizeActQ8", Napi::Function::New(env, QuantizeActQ8));
   exports.Set("quantKernelInfo", Napi::Function::New(env, QuantKernelInfo));

@@ -58,9 +58,14 @@ constexpr int64_t kRowsPerItem = 16;
     float scores[256];                                                                                   \
     for (int64_t j0 = 0; j0 < nkeys; j0 += B) {                                                          \
       const int64_t blk = table[j0 / B];                                                                 \
-      const int64_t n = std::min(B, nkeys - j0);                                                         \
-      const float* kb = a.k_cache + (blk * KV + g) * B * D;                                              \
-      const float* vb = a.v_cache + (blk * KV + g) * B * D;                                              \
+      const int64_t nb = std::min(B, nkeys - j0);                                                        \
+      const float* kb0 = a.k_cache + (blk * KV + g) * B * D;                                             \
+      const float* vb0 = a.v_cache + (blk * KV + g) * B * D;                                             \
+      /* keys in runs of at most 256 (the scores buffer); online softmax joins them */                   \
+      for (int64_t c0 = 0; c0 < nb; c0 += 256) {                                                         \
+      const int64_t n = std::min<int64_t>(256, nb - c0);                                                 \
+      const float* kb = kb0 + c0 * D;                                                                    \
+      const float* vb = vb0 + c0 * D;                                                                    \
       float bmax = -std::numeric_limits<float>::infinity();                                              \
       for (int64_t j = 0; j < n; ++j) {                                                                  \
         const float* kr = kb + j * D;                                                                    \
@@ -86,6 +91,7 @@ constexpr int64_t kRowsPerItem = 16;
         l += pj;                                                                                         \
         const float* vr = vb + j * D;                                                                    \
         for (int64_t d = 0; d < D; ++d) acc[d] += pj * vr[d];                                            \
+      }                                                                                                  \
       }                                                                                                  \
     }                                                                                                    \
     const float inv = 1.f / l;                                                                           \
@@ -125,7 +131,7 @@ constexpr double kSerialWork = 1e6;
 
 }  // namespace
 
-// The glue checks every index first; block sizes above 256 are refused there (scores[] bound).
+// The glue checks every index first.
 void paged_attention(const PagedAttnArgs& a) {
   struct Item {
     int32_t s, h;

@@ -263,31 +263,78 @@ void quantize_act_per_token(const float* x, int64_t m, int64_t k, int8_t* q, flo
   });
 }
 
+int64_t q4_0x8_bytes(int64_t n, int64_t k) { return n / 8 * (k / 32) * 144; }
+
+void repack_q4_0x8(const uint8_t* w, int64_t n, int64_t k, uint8_t* out) {
+  const int64_t nb = k / 32, rb = nb * 18;
+  for (int64_t g = 0; g < n / 8; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* gs = out + (g * nb + b) * 144;
+      uint8_t* gq = gs + 16;
+      for (int r = 0; r < 8; ++r) {
+        const uint8_t* blk = w + (8 * g + r) * rb + b * 18;
+        gs[2 * r] = blk[0];
+        gs[2 * r + 1] = blk[1];
+        for (int u = 0; u < 4; ++u)
+          for (int e = 0; e < 4; ++e) gq[32 * u + 4 * r + e] = blk[2 + 4 * u + e];
+      }
+    }
+  }
+}
+
 void quant_matmul(QFormat f, const uint8_t* w, const float* row_scales, const float* x, const float* bias, float* y,
-                  int64_t m, int64_t n, int64_t k, bool ref) {
+                  int64_t m, int64_t n, int64_t k, bool ref, const uint8_t* packed) {
   if (m <= 0 || n <= 0) return;
-  std::vector<int8_t> q(static_cast<size_t>(m * k));
+  // Small products (decode: ~70 calls a token with the same few sizes) reuse per-thread buffers;
+  // large ones (prefill) get their own, so no thread keeps a prefill's worth of memory.
+  struct ActBuffers {
+    std::vector<int8_t> q;
+    std::vector<float> d, s;
+    std::vector<int32_t> si;
+  };
+  thread_local ActBuffers reused;
+  ActBuffers own;
   const int64_t nb = k / 32;
-  std::vector<float> d(static_cast<size_t>(m * nb)), s(static_cast<size_t>(m * nb));
+  ActBuffers& buf = m * k <= (int64_t{1} << 20) ? reused : own;
+  if (buf.q.size() < static_cast<size_t>(m * k)) buf.q.resize(static_cast<size_t>(m * k));
+  if (buf.d.size() < static_cast<size_t>(m * nb)) {
+    buf.d.resize(static_cast<size_t>(m * nb));
+    buf.s.resize(static_cast<size_t>(m * nb));
+    buf.si.resize(static_cast<size_t>(m * nb));
+  }
+  std::vector<int8_t>& q = buf.q;
+  std::vector<float>& d = buf.d;
+  std::vector<float>& s = buf.s;
+  std::vector<int32_t>& si = buf.si;
   quantize_act_q8(x, m, k, q.data(), d.data(), ref);
   for (int64_t b = 0; b < m * nb; ++b) {
     int32_t sum = 0;
     for (int j = 0; j < 32; ++j) sum += q[static_cast<size_t>(32 * b + j)];
+    si[static_cast<size_t>(b)] = sum;
     s[static_cast<size_t>(b)] = d[static_cast<size_t>(b)] * static_cast<float>(sum);
   }
-  const QActView a{q.data(), d.data(), s.data(), k};
+  const QActView a{q.data(), d.data(), s.data(), k, si.data()};
   const float* rs = f == QFormat::INT8 ? row_scales : nullptr;
   const QuantKernels* K = ref ? nullptr : active_kernels();
   if (K == nullptr) {
     if (ref) ref_dot(f, w, rs, a, static_cast<int>(m), 0, n, y, n);
     else split_rows(n, m * n * k, 4, [&](int64_t j0, int64_t j1) { ref_dot(f, w, rs, a, static_cast<int>(m), j0, j1, y, n); });
   } else {
+    // Whole groups of 8 rows through the repacked kernel when there is one; shares are split at
+    // multiples of 8 so every row takes the same path whatever the thread count.
+    const bool use_packed = packed != nullptr && f == QFormat::Q4_0 && K->dot_q4_0x8 != nullptr;
+    const int64_t n8 = use_packed ? n / 8 * 8 : 0;
     // m rows at a time through the kernels (int); large m is chunked so the count stays small.
     constexpr int64_t kRowsPerCall = 1 << 20;
     for (int64_t i0 = 0; i0 < m; i0 += kRowsPerCall) {
       const int mi = static_cast<int>(std::min(kRowsPerCall, m - i0));
-      const QActView ai{a.q + i0 * k, a.d + i0 * nb, a.s + i0 * nb, k};
-      split_rows(n, mi * n * k, 4, [&](int64_t j0, int64_t j1) { K->dot[static_cast<int>(f)](w, rs, ai, mi, j0, j1, y + i0 * n, n); });
+      const QActView ai{a.q + i0 * k, a.d + i0 * nb, a.s + i0 * nb, k, a.si + i0 * nb};
+      split_rows(n, mi * n * k, use_packed ? 8 : 4, [&](int64_t j0, int64_t j1) {
+        const int64_t p1 = std::min(j1, n8);
+        if (j0 < p1) K->dot_q4_0x8(packed, ai, mi, j0 / 8, p1 / 8, y + i0 * n, n);
+        const int64_t r0 = std::max(j0, n8);
+        if (r0 < j1) K->dot[static_cast<int>(f)](w, rs, ai, mi, r0, j1, y + i0 * n, n);
+      });
     }
   }
   add_bias(y, bias, m, n);

@@ -25,7 +25,21 @@ struct QActView {
   const float* d;
   const float* s;
   int64_t k;
+  const int32_t* si;  // Σq per block as an integer [m][k/32] (exact offsets for the repacked kernels)
 };
+
+// Q4_0 repacked eight rows at a time ("q4_0x8", llama.cpp's block_q4_0x8 idea, our own byte order):
+// the dot product of eight rows with one activation block is eight vpdpbusd / maddubs on whole
+// registers (lane r = row r) with no horizontal sums, and the eight scales convert in one vcvtph2ps.
+// Per group of 8 rows, per block b, 144 bytes: the 8 rows' f16 scales, then 128 bytes of nibbles:
+// chunk u (0–3), byte 4r + e = row r's GGUF byte 4u + e (low nibble: element 4u + e, high: 16 + 4u
+// + e). One sequential stream per group (scales kept apart from the nibbles made two streams, and
+// k = 2048 rows ran at half the bandwidth). Rows past the last whole group stay in the GGUF layout.
+int64_t q4_0x8_bytes(int64_t n, int64_t k);
+void repack_q4_0x8(const uint8_t* w, int64_t n, int64_t k, uint8_t* out);
+// Groups [g0, g1) of a q4_0x8 matrix against activation rows [0, m): y[i·ldy + 8g + r].
+using QDotPackedFn = void (*)(const uint8_t* packed, const QActView& a, int m, int64_t g0, int64_t g1, float* y,
+                              int64_t ldy);
 
 // Dot products of weight rows [j0, j1) with activation rows [0, m): y[i·ldy + j] = dot(W_j, X_i).
 // w points at row 0; row_scales is used by INT8 only.
@@ -43,14 +57,16 @@ struct QuantKernels {
   // Activation quantization of one row, bit-identical to the scalar versions in quant.cc.
   void (*quantize_row_q8)(const float* x, int64_t k, int8_t* q, float* d);
   float (*quantize_row_per_token)(const float* x, int64_t k, int8_t* q);
+  QDotPackedFn dot_q4_0x8;
 };
 
 const QuantKernels* quant_kernels_avx2();
 const QuantKernels* quant_kernels_avx512vnni();
 
-// y = x·Wᵀ + bias (bias may be null). ref = true runs the scalar oracle on one thread.
+// y = x·Wᵀ + bias (bias may be null). ref = true runs the scalar oracle on one thread. packed (q4_0
+// only, may be null): repack_q4_0x8 of w, used for the whole groups of 8 rows by the SIMD paths.
 void quant_matmul(QFormat f, const uint8_t* w, const float* row_scales, const float* x, const float* bias, float* y,
-                  int64_t m, int64_t n, int64_t k, bool ref);
+                  int64_t m, int64_t n, int64_t k, bool ref, const uint8_t* packed = nullptr);
 // W8A8: per-token dynamic activation quantization + INT8 GEMM. w: int8 [n][k], ws: per-row scales.
 void int8_gemm(const int8_t* w, const float* ws, const float* x, const float* bias, float* y, int64_t m, int64_t n,
                int64_t k, bool ref);

@@ -8,6 +8,7 @@ namespace {
 inline __m256i dot_us(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
+inline __m256i dot_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_add_epi32(acc, dot_us(u, s)); }
 }  // namespace
 }  // namespace weft
 
@@ -22,6 +23,7 @@ const QuantKernels kAvx2 = {
     int8_gemm_rows,
     quantize_row_q8,
     quantize_row_per_token,
+    dot_q4_0x8,
 };
 }  // namespace
 

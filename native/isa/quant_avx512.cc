@@ -10,6 +10,7 @@
 namespace weft {
 namespace {
 inline __m256i dot_us(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+inline __m256i dot_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 }  // namespace
 }  // namespace weft
 
@@ -151,6 +152,7 @@ const QuantKernels kAvx512Vnni = {
     int8_gemm_vnni,
     quantize_row_q8,
     quantize_row_per_token,
+    dot_q4_0x8,
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Per-block quantized dot products, shared by the AVX2 and AVX-512 VNNI translation units: each
 // includes this file after defining `dot_us(u, s)` — the 8 int32 lane sums of a 32-byte
-// unsigned × signed product (AVX2: maddubs + madd; VNNI: vpdpbusd on ymm) — and WEFT_QUANT_NAME.
+// unsigned × signed product (AVX2: maddubs + madd; VNNI: vpdpbusd on ymm) — and `dot_acc(acc, u, s)`,
+// the same added to acc.
 // Every weight block is expanded to 32 int8 codes per activation block and dotted exactly; the
 // integer sum is scaled by d_w · d_x in f32 (llama.cpp's ggml_vec_dot_q*_q8_0 scheme).
 #pragma once
@@ -260,6 +261,51 @@ void dot_rows(const uint8_t* w, const float* row_scales, const QActView& a, int 
       const float* as = a.s + static_cast<int64_t>(i) * nb;
       float* yi = y + static_cast<int64_t>(i) * ldy;
       for (int64_t j = jc; j < je; ++j) yi[j] = ROW(w + j * rb, aq, ad, as, nb, row_scales != nullptr ? row_scales[j] : 1.0f);
+    }
+  }
+}
+
+// q4_0x8 (see quant.h): per activation block, eight 32-byte code vectors C_t (lane r: row r's
+// elements 4t … 4t + 3) meet the broadcast activation word a[4t … 4t + 3]; the int32 lanes are the
+// exact Σ q·a of eight rows, minus 8·Σa (the offset) in integers, then scaled by d_w·d_x per lane.
+// Four independent accumulation chains per block and two float accumulators (even / odd blocks)
+// keep the multiply-add latencies overlapped.
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+void dot_q4_0x8(const uint8_t* packed, const QActView& a, int m, int64_t g0, int64_t g1, float* y, int64_t ldy) {
+  const int64_t k = a.k, nb = k / 32;
+  const __m256i lo = low_nibbles();
+  const __m256i zero = _mm256_setzero_si256();
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* gp = packed + g * nb * 144;
+    for (int i = 0; i < m; ++i) {
+      const int8_t* aq = a.q + static_cast<int64_t>(i) * k;
+      const float* ad = a.d + static_cast<int64_t>(i) * nb;
+      const int32_t* ai = a.si + static_cast<int64_t>(i) * nb;
+      __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+#pragma GCC unroll 2
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* q = gp + b * 144 + 16;
+        const int8_t* ab = aq + 32 * b;
+        const __m256i r0 = load32(q), r1 = load32(q + 32), r2 = load32(q + 64), r3 = load32(q + 96);
+        __m256i s0 = dot_acc(zero, _mm256_and_si256(r0, lo), bcast4(ab));
+        __m256i s1 = dot_acc(zero, _mm256_and_si256(r1, lo), bcast4(ab + 4));
+        __m256i s2 = dot_acc(zero, _mm256_and_si256(r2, lo), bcast4(ab + 8));
+        __m256i s3 = dot_acc(zero, _mm256_and_si256(r3, lo), bcast4(ab + 12));
+        s0 = dot_acc(s0, _mm256_and_si256(_mm256_srli_epi16(r0, 4), lo), bcast4(ab + 16));
+        s1 = dot_acc(s1, _mm256_and_si256(_mm256_srli_epi16(r1, 4), lo), bcast4(ab + 20));
+        s2 = dot_acc(s2, _mm256_and_si256(_mm256_srli_epi16(r2, 4), lo), bcast4(ab + 24));
+        s3 = dot_acc(s3, _mm256_and_si256(_mm256_srli_epi16(r3, 4), lo), bcast4(ab + 28));
+        const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3)),
+                                              _mm256_set1_epi32(8 * ai[b]));
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gp + b * 144)));
+        acc[b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(ad[b])), acc[b & 1]);
+      }
+      _mm256_storeu_ps(y + static_cast<int64_t>(i) * ldy + 8 * g, _mm256_add_ps(acc[0], acc[1]));
     }
   }
 }

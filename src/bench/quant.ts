@@ -8,7 +8,8 @@
  *  2. W8A8: the INT8 GEMM (per-token activation quantization included) against the f32 GEMM at
  *     m = n = k = 1024, both computing x · Wᵀ (target ≥ 2×).
  *  3. Anchor: the same model exported to GGUF (q4_0, q8_0) decoded by llama.cpp (node-llama-cpp,
- *     when bench/anchors is installed) and by Weft straight from the file's blocks, same thread count.
+ *     when bench/anchors is installed) and by Weft straight from the file's blocks, same thread count,
+ *     rounds alternating between the two engines.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -100,19 +101,6 @@ function decodeOnce(model: Llama, tokens: number): { wall: number; cpu: number }
   const wall = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
   return { wall, cpu: (c.user + c.system) / 1e6 };
-}
-
-/** Best of `rounds` decodes, in tokens per second by wall clock and by CPU time. */
-function timeDecode(model: Llama, tokens: number, rounds: number): { wall: number; cpu: number } {
-  model.generate([1], { maxNewTokens: 4, temperature: 0 }); // warm-up: pools, caches
-  let wall = Infinity;
-  let cpu = Infinity;
-  for (let r = 0; r < rounds; r++) {
-    const t = decodeOnce(model, tokens);
-    wall = Math.min(wall, t.wall);
-    cpu = Math.min(cpu, t.cpu);
-  }
-  return { wall: tokens / wall, cpu: tokens / cpu };
 }
 
 function projectionBytes(model: Module): number {
@@ -228,38 +216,41 @@ interface NodeLlamaCpp {
   LlamaLogLevel: Record<string, string>;
 }
 
-/** llama.cpp's decode speed (tokens/s by wall clock and by this process's CPU time: it runs in-process). */
-async function llamaCppDecode(lib: NodeLlamaCpp, path: string, tokens: number, threads: number, rounds: number): Promise<{ wall: number; cpu: number }> {
+/** One llama.cpp model loaded in this process; each decode() times one greedy run (seconds by wall clock and CPU). */
+interface LlamaCppRunner {
+  decode(): Promise<{ wall: number; cpu: number }>;
+  close(): Promise<void>;
+}
+
+async function openLlamaCpp(lib: NodeLlamaCpp, path: string, tokens: number, threads: number): Promise<LlamaCppRunner> {
   const llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.error });
   const model = await llama.loadModel({ modelPath: path });
-  let wall = Infinity;
-  let cpu = Infinity;
-  try {
-    for (let r = 0; r < rounds + 1; r++) {
+  return {
+    async decode() {
       const context = await model.createContext({ threads, contextSize: Math.max(64, tokens + 8) });
       let n = 0;
       let t0 = 0;
       let c0 = process.cpuUsage();
-      for await (const _ of context.getSequence().evaluate([1], { temperature: 0 })) {
-        // The clocks start at the first generated token, so the 1-token prompt is not counted.
-        if (n === 0) {
-          t0 = performance.now();
-          c0 = process.cpuUsage();
+      try {
+        for await (const _ of context.getSequence().evaluate([1], { temperature: 0 })) {
+          // The clocks start at the first generated token, so the 1-token prompt is not counted.
+          if (n === 0) {
+            t0 = performance.now();
+            c0 = process.cpuUsage();
+          }
+          if (++n === tokens + 1) break;
         }
-        if (++n === tokens + 1) break;
+        const c = process.cpuUsage(c0);
+        return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
+      } finally {
+        await context.dispose();
       }
-      const c = process.cpuUsage(c0);
-      if (r > 0) {
-        wall = Math.min(wall, (performance.now() - t0) / 1000);
-        cpu = Math.min(cpu, (c.user + c.system) / 1e6);
-      }
-      await context.dispose();
-    }
-  } finally {
-    await model.dispose();
-    await llama.dispose();
-  }
-  return { wall: tokens / wall, cpu: tokens / cpu };
+    },
+    async close() {
+      await model.dispose();
+      await llama.dispose();
+    },
+  };
 }
 
 export async function benchQuantAnchor(opts: { tokens: number; rounds: number; threads: number }): Promise<QuantAnchorRecord[]> {
@@ -272,18 +263,38 @@ export async function benchQuantAnchor(opts: { tokens: number; rounds: number; t
     for (const type of ['q4_0', 'q8_0'] as const) {
       const path = join(dir, `bench-${type}.gguf`);
       await exportGGUF(model, benchTokenizer(QUANT_BENCH_MODEL.vocabSize), path, type);
-      const ours = timeDecode(loadQuantizedGGUF(path).model, opts.tokens, opts.rounds);
-      const theirs = lib === null ? null : await llamaCppDecode(lib, path, opts.tokens, opts.threads, opts.rounds);
+      const weft = loadQuantizedGGUF(path).model;
+      const anchor = lib === null ? null : await openLlamaCpp(lib, path, opts.tokens, opts.threads);
+      const ours = { wall: Infinity, cpu: Infinity };
+      const theirs = { wall: Infinity, cpu: Infinity };
+      try {
+        // Rounds alternate between the engines (round 0 warms both up), so a change in machine
+        // load hits both alike; the best round of each counts.
+        for (let r = 0; r <= opts.rounds; r++) {
+          const o = decodeOnce(weft, r === 0 ? 4 : opts.tokens);
+          const t = anchor === null ? null : await anchor.decode();
+          if (r === 0) continue;
+          ours.wall = Math.min(ours.wall, o.wall);
+          ours.cpu = Math.min(ours.cpu, o.cpu);
+          if (t !== null) {
+            theirs.wall = Math.min(theirs.wall, t.wall);
+            theirs.cpu = Math.min(theirs.cpu, t.cpu);
+          }
+        }
+      } finally {
+        await anchor?.close();
+      }
+      const tps = (s: number): number => round(opts.tokens / s, 1);
       records.push({
         bench: 'quant-llamacpp',
         type,
         tokens: opts.tokens,
-        weft_tokens_per_s: round(ours.wall, 1),
-        llamacpp_tokens_per_s: theirs === null ? null : round(theirs.wall, 1),
-        ratio: theirs === null ? null : round(ours.wall / theirs.wall, 2),
-        weft_cpu_tokens_per_s: round(ours.cpu, 1),
-        llamacpp_cpu_tokens_per_s: theirs === null ? null : round(theirs.cpu, 1),
-        cpu_ratio: theirs === null ? null : round(ours.cpu / theirs.cpu, 2),
+        weft_tokens_per_s: tps(ours.wall),
+        llamacpp_tokens_per_s: anchor === null ? null : tps(theirs.wall),
+        ratio: anchor === null ? null : round(theirs.wall / ours.wall, 2),
+        weft_cpu_tokens_per_s: tps(ours.cpu),
+        llamacpp_cpu_tokens_per_s: anchor === null ? null : tps(theirs.cpu),
+        cpu_ratio: anchor === null ? null : round(theirs.cpu / ours.cpu, 2),
         target: type === 'q4_0' ? 0.8 : null,
         anchor: lib === null ? 'node-llama-cpp not installed (npm run bench:anchors)' : `llama.cpp (node-llama-cpp), ${opts.threads} thread(s)`,
         threads: opts.threads,
@@ -296,6 +307,7 @@ export async function benchQuantAnchor(opts: { tokens: number; rounds: number; t
 }
 
 const ALL_FORMATS: readonly (QuantFormat | 'f32')[] = ['f32', 'int8', 'q8_0', 'q4_0', 'q4_1', 'q4_g128', 'tq2'];
+const BENCH_PARTS = ['decode', 'gemm', 'llamacpp'] as const;
 
 export function registerQuantBench(bench: Command): void {
   bench
@@ -307,7 +319,8 @@ export function registerQuantBench(bench: Command): void {
     .option('--formats <list>', `comma-separated subset of ${ALL_FORMATS.join(',')}`)
     .option('--threads <n>', 'threads for Weft and llama.cpp (default: the pool size)')
     .option('--no-llamacpp', 'skip the llama.cpp anchor')
-    .action(async (opts: { json?: boolean; tokens: string; rounds: string; formats?: string; threads?: string; llamacpp: boolean }) => {
+    .option('--only <parts>', `comma-separated subset of ${BENCH_PARTS.join(',')} (e.g. --only llamacpp for the GGUF comparison alone)`)
+    .action(async (opts: { json?: boolean; tokens: string; rounds: string; formats?: string; threads?: string; llamacpp: boolean; only?: string }) => {
       const int = (s: string, what: string): number => {
         const v = Number(s);
         if (!Number.isInteger(v) || v < 1) throw new Error(`bench quant: ${what} must be a positive integer, got '${s}'`);
@@ -324,25 +337,33 @@ export function registerQuantBench(bench: Command): void {
       for (const f of formats) {
         if (!(ALL_FORMATS as readonly string[]).includes(f)) throw new Error(`bench quant: --formats entry '${f}' is not one of ${ALL_FORMATS.join(', ')}`);
       }
+      const parts = new Set<string>(opts.only === undefined ? BENCH_PARTS : opts.only.split(',').map((p) => p.trim()));
+      for (const p of parts) {
+        if (!(BENCH_PARTS as readonly string[]).includes(p)) throw new Error(`bench quant: --only entry '${p}' is not one of ${BENCH_PARTS.join(', ')}`);
+      }
       const emit = (r: QuantBenchRecord): void => {
         if (opts.json === true) console.log(JSON.stringify(r));
       };
-      const decode = benchQuantDecode({ tokens, rounds, formats: formats as (QuantFormat | 'f32')[], threads });
+      const decode = parts.has('decode') ? benchQuantDecode({ tokens, rounds, formats: formats as (QuantFormat | 'f32')[], threads }) : [];
       decode.forEach(emit);
-      const gemm = benchQuantGemm({ size: 1024, rounds: 5, threads });
-      emit(gemm);
-      const anchor = opts.llamacpp ? await benchQuantAnchor({ tokens, rounds, threads }) : [];
+      const gemm = parts.has('gemm') ? benchQuantGemm({ size: 1024, rounds: 5, threads }) : null;
+      if (gemm !== null) emit(gemm);
+      const anchor = opts.llamacpp && parts.has('llamacpp') ? await benchQuantAnchor({ tokens, rounds, threads }) : [];
       anchor.forEach(emit);
       if (opts.json === true) return;
-      console.log(`quantized decode — LLaMA ${(decode[0]?.params ?? 0) / 1e6 | 0}M params, batch 1, ${tokens} tokens, ${threads} thread(s), kernel ${quantKernelName()}`);
-      console.log('  format   weights MiB   tokens/s   × f32   tokens/CPU-s   × f32   target');
+      if (decode.length > 0) {
+        console.log(`quantized decode — LLaMA ${(decode[0]?.params ?? 0) / 1e6 | 0}M params, batch 1, ${tokens} tokens, ${threads} thread(s), kernel ${quantKernelName()}`);
+        console.log('  format   weights MiB   tokens/s   × f32   tokens/CPU-s   × f32   target');
+      }
       for (const r of decode) {
         console.log(
           `  ${r.format.padEnd(8)}${(r.weight_bytes / 2 ** 20).toFixed(1).padStart(12)}${r.tokens_per_s.toFixed(1).padStart(11)}${r.ratio_vs_f32.toFixed(2).padStart(8)}` +
             `${r.cpu_tokens_per_s.toFixed(1).padStart(15)}${r.cpu_ratio_vs_f32.toFixed(2).padStart(8)}${(r.target === null ? '-' : `≥ ${r.target}`).padStart(9)}`,
         );
       }
-      console.log(`W8A8 GEMM ${gemm.m}³: int8 ${gemm.int8_gflops} GOP/s (${gemm.kernel}) vs f32 ${gemm.f32_gflops} GFLOP/s (${gemm.f32_kernel}): ${gemm.ratio}× (target ≥ ${gemm.target})`);
+      if (gemm !== null) {
+        console.log(`W8A8 GEMM ${gemm.m}³: int8 ${gemm.int8_gflops} GOP/s (${gemm.kernel}) vs f32 ${gemm.f32_gflops} GFLOP/s (${gemm.f32_kernel}): ${gemm.ratio}× (target ≥ ${gemm.target})`);
+      }
       for (const a of anchor) {
         console.log(
           `GGUF ${a.type}: Weft ${a.weft_tokens_per_s} tok/s vs llama.cpp ${a.llamacpp_tokens_per_s ?? '-'} tok/s: ${a.ratio ?? '-'}× ` +

@@ -279,7 +279,7 @@ export function registerCompress(program: Command, io?: CommandIO): void {
     .requiredOption('--out <file>', 'HTML report to write (e.g. report.html)')
     .option('--data <file>', 'text for calibration (train split) and perplexity (val split); default: the text the run trained on')
     .option('--methods <list>', `comma-separated (default: ${DEFAULT_REPORT_METHODS.join(',')}; also ${Object.keys(REPORT_METHODS).filter((m) => !DEFAULT_REPORT_METHODS.includes(m)).join(', ')})`)
-    .option('--calib-windows <n>', 'calibration windows (default 32)', parsePositiveInt)
+    .option('--calib-windows <n>', 'calibration windows (default 32; AWQ 128)', parsePositiveInt)
     .option('--eval-windows <n>', 'perplexity windows of the model context (default 64)', parsePositiveInt)
     .option('--decode-tokens <n>', 'greedy tokens timed per method (default 32)', parsePositiveInt)
     .option('--json', 'one JSON line per method')

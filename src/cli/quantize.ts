@@ -43,7 +43,8 @@ export async function runQuantize(modelDir: string, flags: QuantizeFlags, io: Co
   if (method !== 'rtn') {
     if (flags.calib === undefined) throw new UsageError(`--calib: ${method} needs calibration text; pass --calib <text file> (e.g. the training text)`);
     const ds = splitIds(readText(flags.calib, '--calib'), tokenizer, '--calib');
-    calibration = calibrationBatches(ds.train, block, flags.calibWindows ?? 32);
+    // AWQ's scale search needs more activation rows than the others: with 32 windows its Q4_1 lost to RTN.
+    calibration = calibrationBatches(ds.train, block, flags.calibWindows ?? (method === 'awq' ? 128 : 32));
   }
   const evalIds = flags.eval === undefined ? null : splitIds(readText(flags.eval, '--eval'), tokenizer, '--eval').val;
   const before = evalIds === null ? null : perplexity(model, evalIds, block, { maxWindows: 64 });
@@ -82,7 +83,7 @@ export function registerQuantize(program: Command, io?: CommandIO): void {
     .option('--group-size <n>', 'weights per scale: 32 (Q8_0 / Q4_0) or 128 (4-bit asymmetric); 8-bit without it is per channel', parsePositiveInt)
     .option('--format <f>', 'explicit weight format: q8_0, q4_0, q4_1, q4_g128, int8')
     .option('--calib <file>', 'calibration text (needed by gptq, awq and smoothquant)')
-    .option('--calib-windows <n>', 'calibration windows of the model context (default 32)', parsePositiveInt)
+    .option('--calib-windows <n>', 'calibration windows of the model context (default 32; AWQ 128)', parsePositiveInt)
     .option('--act-order', 'GPTQ: quantize columns by decreasing Hessian diagonal')
     .option('--activation <mode>', 'smoothquant: dynamic (per token, default) or a static scale from minmax | percentile | kl calibration')
     .option('--alpha <x>', 'smoothquant: migration strength α (default 0.5)', parsePositiveNumber)

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { noGrad } from '../tensor/autograd.js';
 import { getBackend } from '../tensor/backend/index.js';
+import { nativeAddonExports } from '../tensor/backend/native.js';
 import type { AttentionParams } from '../tensor/backend/backend.js';
 import { add, concat, crossEntropy, linear, mul, neg, scaledDotProductAttention, silu } from '../tensor/index.js';
 import { defaultGenerator, Generator } from '../tensor/random.js';
@@ -291,6 +292,37 @@ function applyRotary(x: Tensor, cosFull: Tensor, sinFull: Tensor): Tensor {
   return add(mul(x, cosFull), mul(rotated, sinFull));
 }
 
+interface DecodeAttentionAddon {
+  pagedAttention(
+    q: Float32Array,
+    kCache: Float32Array,
+    vCache: Float32Array,
+    tables: Int32Array,
+    tableOffsets: Int32Array,
+    queryOffsets: Int32Array,
+    starts: Int32Array,
+    heads: number,
+    kvHeads: number,
+    dim: number,
+    blockSize: number,
+    scale: number,
+    out: Float32Array,
+  ): void;
+}
+
+const ONE_BLOCK = Int32Array.of(0);
+const ONE_SEQ = Int32Array.of(0, 1);
+let decodeAddon: DecodeAttentionAddon | null | undefined;
+
+/** The native paged-attention kernel (all heads of a decode step in one call), when the native backend runs. */
+function decodeAttentionAddon(): DecodeAttentionAddon | null {
+  if (decodeAddon === undefined) {
+    const a = nativeAddonExports();
+    decodeAddon = a !== null && typeof a.pagedAttention === 'function' ? (a as unknown as DecodeAttentionAddon) : null;
+  }
+  return getBackend().name === 'native' ? decodeAddon : null;
+}
+
 /** In-place rotate-half rotary on one head vector of width 2·half at row `p` of the tables. */
 function rotateInPlace(v: Float32Array, at: number, half: number, cos: Float32Array, sin: Float32Array, p: number): void {
   const t0 = p * half;
@@ -353,9 +385,39 @@ export class LlamaAttention extends Module {
     return this.o_proj.forward(y.transpose(1, 2).reshape([B, T, H * D]));
   }
 
+  /**
+   * One decode token (batch 1): with t = 1 the projections' [1, 1, n·D] outputs already are the
+   * [heads, 1, D] rows the cache takes and the [tokens, heads, D] rows paged attention takes, so they
+   * are rotated in place and used as they are, and the layer's cache [1, KV, maxT, D] is one KV block
+   * of maxT positions: every head in one native call (a call per head, plus the copies, cost more
+   * than the attention itself at short contexts).
+   */
+  private decodeStep(x: Tensor, cache: KVCache, layer: number, cos: Float32Array, sin: Float32Array, paged: DecodeAttentionAddon): Tensor {
+    const { nHead: H, nKVHead: KV, headDim: D } = this.config;
+    const op = 'LLaMA.forwardCached';
+    const qT = this.q_proj.forward(x);
+    const kT = this.k_proj.forward(x);
+    const vT = this.v_proj.forward(x);
+    const q = qT.f32(op);
+    const k = kT.f32(op);
+    for (let h = 0; h < H; h++) rotateInPlace(q, h * D, D / 2, cos, sin, 0);
+    for (let h = 0; h < KV; h++) rotateInPlace(k, h * D, D / 2, cos, sin, 0);
+    cache.write(layer, k, vT.f32(op), 1);
+    kT.dispose();
+    vT.dispose();
+    const y = Tensor.empty([1, 1, H * D]);
+    paged.pagedAttention(q, cache.keyData(layer), cache.valueData(layer), ONE_BLOCK, ONE_SEQ, ONE_SEQ, Int32Array.of(cache.length), H, KV, D, cache.maxLength, 1 / Math.sqrt(D), y.f32(op));
+    qT.dispose();
+    const out = this.o_proj.forward(y);
+    y.dispose();
+    return out;
+  }
+
   /** Inference step against a KV cache (no autograd): x [B, t, C] at positions cache.length …. */
   forwardCached(x: Tensor, cache: KVCache, layer: number, cos: Float32Array, sin: Float32Array): Tensor {
     const [B, t] = x.shape as [number, number, number];
+    const paged = B === 1 && t === 1 ? decodeAttentionAddon() : null;
+    if (paged !== null) return this.decodeStep(x, cache, layer, cos, sin, paged);
     const { nHead: H, nKVHead: KV, headDim: D } = this.config;
     const half = D / 2;
     const op = 'LLaMA.forwardCached';

@@ -4,8 +4,9 @@
  * W8A8 linear matches an explicit integer computation.
  */
 import { describe, expect, it } from 'vitest';
-import { awqLlama, fakeQuantize, searchClipping, searchScales } from '../../src/compress/awq.js';
-import { collectActivationStats, findLinears } from '../../src/compress/calibrate.js';
+import { attentionBlock, awqLlama, type BlockOutput, fakeQuantize, mlpBlock, searchClipping, searchScales } from '../../src/compress/awq.js';
+import { quantizeLlama } from '../../src/compress/index.js';
+import { collectActivationStats, collectLinearInputs, findLinears } from '../../src/compress/calibrate.js';
 import { smoothLlama, smoothingScales, W8A8Linear } from '../../src/compress/smoothquant.js';
 import { Linear } from '../../src/nn/layers.js';
 import { Llama } from '../../src/models/llama.js';
@@ -62,6 +63,146 @@ describe('AWQ', () => {
     after.forEach((v, i) => expect(v).toBeCloseTo(before[i]!, 3));
     for (const r of reports) expect(r.errorAfter).toBeLessThanOrEqual(r.errorBefore);
   });
+});
+
+/** Q(W·diag(s))·diag(s)⁻¹: the quantized weight as the unscaled input sees it. */
+function scaledQuantize(w: Float32Array, r: number, c: number, s: Float64Array, format: 'q4_0' | 'q4_1'): Float32Array {
+  const q = fakeQuantize(w.map((v, i) => v * s[i % c]!), r, c, format);
+  return q.map((v, i) => v / s[i % c]!);
+}
+
+function meanSq(a: Float32Array, b: Float32Array): number {
+  let e = 0;
+  for (let i = 0; i < a.length; i++) e += (a[i]! - b[i]!) ** 2;
+  return e / a.length;
+}
+
+describe('AWQ, the reference recipe: one scale per shared input, scored on the block output, then auto_clip', () => {
+  // A LLaMA whose RMSNorm weights carry outlier channels (×12), as trained LLMs develop: the inputs
+  // of q/k/v and of gate/up then have a few salient channels.
+  const cfg = { vocabSize: 64, hiddenSize: 64, intermediateSize: 96, nLayer: 2, nHead: 4, maxPositionEmbeddings: 32, tieWordEmbeddings: true };
+  const build = (): Llama => {
+    const m = new Llama(cfg, { generator: new Generator(21) });
+    for (const layer of m.model.layers.items) {
+      for (const norm of [layer.input_layernorm, layer.post_attention_layernorm]) {
+        const w = norm.weight.f32();
+        for (const c of [3, 17, 40]) w[c] = 12;
+      }
+    }
+    m.eval();
+    return m;
+  };
+  const T = 32;
+  const gen = new Generator(5);
+  const batches = [0, 1, 2].map(() => Tensor.fromArray(Int32Array.from({ length: 4 * T }, () => Math.floor(gen.uniform() * 64)), [4, T], 'i32'));
+  const held = Tensor.fromArray(Int32Array.from({ length: 4 * T }, () => Math.floor(gen.uniform() * 64)), [4, T], 'i32');
+
+  for (const format of ['q4_1', 'q4_0'] as const) {
+    it(`${format}: the gate/up scale chosen on the MLP's output beats round-to-nearest on that output`, () => {
+      const model = build();
+      const mlp = model.model.layers.items[0]!.mlp;
+      const C = cfg.hiddenSize;
+      // The MLP's input: the post-attention norm's output, here taken as salient-channel Gaussian rows.
+      const n = 512;
+      const x = new Float32Array(n * C);
+      for (let t = 0; t < n; t++) for (let c = 0; c < C; c++) x[t * C + c] = gen.normal() * ([3, 17, 40].includes(c) ? 12 : 1);
+      const block = mlpBlock(mlp, x, n, C);
+      const weights = [mlp.gate_proj, mlp.up_proj].map((l) => ({ w: l.weight.f32().slice(), rows: l.outFeatures }));
+      const res = searchScales(x, n, C, weights, format, 20, block);
+      expect(res.alpha).toBeGreaterThan(0);
+      expect(res.errorAfter).toBeLessThan(res.errorBefore * 0.8);
+      // Recompute both errors from scratch: one shared s for gate and up, Q(W·s)/s, the MLP's output.
+      const ref = block(weights.map((w) => w.w));
+      const rtn = meanSq(block(weights.map(({ w, rows }) => fakeQuantize(w, rows, C, format))), ref);
+      const awq = meanSq(block(weights.map(({ w, rows }) => scaledQuantize(w, rows, C, res.scales, format))), ref);
+      expect(awq).toBeCloseTo(res.errorAfter, 12);
+      expect(rtn).toBeCloseTo(res.errorBefore, 12);
+      expect(awq).toBeLessThan(rtn * 0.8);
+    });
+  }
+
+  it("q4_1: the q/k/v scale is scored on the attention's output (softmax and o_proj included)", () => {
+    const model = build();
+    const attn = model.model.layers.items[0]!.self_attn;
+    const C = cfg.hiddenSize;
+    const windows = 4;
+    const x = new Float32Array(windows * T * C);
+    for (let i = 0; i < x.length; i++) x[i] = gen.normal() * ([3, 17, 40].includes(i % C) ? 12 : 1);
+    const block = attentionBlock(model, attn, x, windows, T);
+    const lins = [attn.q_proj, attn.k_proj, attn.v_proj];
+    const weights = lins.map((l) => ({ w: l.weight.f32().slice(), rows: l.outFeatures }));
+    const res = searchScales(x, windows * T, C, weights, 'q4_1', 20, block);
+    const ref = block(weights.map((w) => w.w));
+    // The block really is the attention: its output equals LlamaAttention.forward on the windows.
+    expect(ref.length).toBe(windows * T * C);
+    const awq = meanSq(block(weights.map(({ w, rows }) => scaledQuantize(w, rows, C, res.scales, 'q4_1'))), ref);
+    const rtn = meanSq(block(weights.map(({ w, rows }) => fakeQuantize(w, rows, C, 'q4_1'))), ref);
+    expect(awq).toBeLessThan(rtn * 0.8);
+    // The weights are back as they were after the search.
+    lins.forEach((l, k) => expect(l.weight.f32()).toEqual(weights[k]!.w));
+  });
+
+  it('q4_1 clipping: an outlier weight on a quiet input channel is clipped, and the output error drops', () => {
+    const c = 32;
+    const r = 16;
+    const n = 256;
+    const x = new Float32Array(n * c);
+    // Channel 5's input is small: its weight's own error costs little, its range costs every other weight.
+    for (let i = 0; i < x.length; i++) x[i] = gen.normal() * (i % c === 5 ? 0.05 : 1);
+    const w = new Float32Array(r * c);
+    for (let i = 0; i < w.length; i++) w[i] = gen.normal() * 0.02 + 0.05; // mostly positive, narrow
+    for (let row = 0; row < r; row++) w[row * c + 5] = 0.6; // a large positive outlier per row
+    const clipped = w.slice();
+    searchClipping(clipped, r, c, x, n, 'q4_1', 32);
+    const err = (q: Float32Array): number => {
+      let e = 0;
+      for (let t = 0; t < n; t++) {
+        for (let row = 0; row < r; row++) {
+          let s = 0;
+          for (let j = 0; j < c; j++) s += x[t * c + j]! * (w[row * c + j]! - q[row * c + j]!);
+          e += s * s;
+        }
+      }
+      return e;
+    };
+    expect(err(fakeQuantize(clipped, r, c, 'q4_1'))).toBeLessThan(err(fakeQuantize(w, r, c, 'q4_1')) * 0.95);
+  });
+
+  it('awqLlama scores q/k/v on the attention block and gate/up on the MLP block (its α = 0 errors are those blocks\' RTN errors)', () => {
+    const model = build();
+    const layer = model.model.layers.items[0]!;
+    const named = [
+      ['model.layers.0.self_attn.q_proj', layer.self_attn.q_proj],
+      ['model.layers.0.mlp.gate_proj', layer.mlp.gate_proj],
+    ] as const;
+    const inputs = collectLinearInputs(model, named, batches, 8192);
+    const rtnError = (block: BlockOutput, lins: readonly Linear[]): number => {
+      const ws = lins.map((l) => l.weight.f32().slice());
+      return meanSq(block(ws.map((w, k) => fakeQuantize(w, lins[k]!.outFeatures, lins[k]!.inFeatures, 'q4_1'))), block(ws));
+    };
+    const qIn = inputs.get(named[0][0])!;
+    const gIn = inputs.get(named[1][0])!;
+    const attnRtn = rtnError(attentionBlock(model, layer.self_attn, qIn.x, qIn.rows / T, T), [layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj]);
+    const mlpRtn = rtnError(mlpBlock(layer.mlp, gIn.x, gIn.rows, gIn.cols), [layer.mlp.gate_proj, layer.mlp.up_proj]);
+    const reports = awqLlama(model, batches, { format: 'q4_1', clip: false, grid: 4 });
+    expect(reports[0]!.linears).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.k_proj', 'model.layers.0.self_attn.v_proj']);
+    expect(reports[0]!.errorBefore).toBeCloseTo(attnRtn, 12);
+    expect(reports[2]!.linears).toEqual(['model.layers.0.mlp.gate_proj', 'model.layers.0.mlp.up_proj']);
+    expect(reports[2]!.errorBefore).toBeCloseTo(mlpRtn, 12);
+  });
+
+  for (const format of ['q4_1', 'q4_0'] as const) {
+    it(`${format}: the whole model's logits on held-out ids are closer to f32 with AWQ than with round-to-nearest`, () => {
+      const f32 = build().logits(held).f32().slice();
+      const rtn = build();
+      quantizeLlama(rtn, { method: 'rtn', format });
+      const awq = build();
+      quantizeLlama(awq, { method: 'awq', format, calibration: batches });
+      const eRtn = meanSq(rtn.logits(held).f32(), f32);
+      const eAwq = meanSq(awq.logits(held).f32(), f32);
+      expect(eAwq).toBeLessThan(eRtn * 0.9);
+    });
+  }
 });
 
 describe('SmoothQuant', () => {

@@ -6,7 +6,7 @@ import { setBackend } from '../../src/tensor/backend/index.js';
 import { type KernelPathName, nativeAddonInfo, setNativeKernelPath } from '../../src/tensor/backend/native.js';
 import { pagedAddon, pagedAttention, pagedAttentionReference, pagedWriteKV, ropeRotateHalf, type PagedAttentionParams } from '../../src/infer/paged-attention.js';
 
-const B = 16;
+let B = 16;
 
 function randn(n: number, g: Generator): Float32Array {
   const a = new Float32Array(n);
@@ -86,6 +86,26 @@ describe('paged attention', () => {
       }
     });
   }
+
+  it('handles blocks longer than its 256-key score buffer (a whole decode cache as one block)', () => {
+    B = 600;
+    try {
+      const c = randomCase(11, 4, 2, 16, [
+        [0, 1],
+        [270, 1],
+        [520, 3],
+      ]);
+      const ref = new Float32Array(c.tokens * 4 * 16);
+      pagedAttentionReference(c.q, c.kCache, c.vCache, c.p, ref);
+      const native = new Float32Array(c.tokens * 4 * 16);
+      pagedAttention(c.q, c.kCache, c.vCache, c.p, native);
+      let maxErr = 0;
+      for (let i = 0; i < ref.length; i++) maxErr = Math.max(maxErr, Math.abs(native[i]! - ref[i]!));
+      expect(maxErr).toBeLessThan(2e-6);
+    } finally {
+      B = 16;
+    }
+  });
 
   it('equals dense causal scaledDotProductAttention on the gathered keys', () => {
     const H = 4;

@@ -7,6 +7,8 @@
  * code, chosen at run time. int8Gemm: W8A8 — per-token dynamic activation quantization and an INT8
  * GEMM (blocked, VNNI). `ref: true` runs the scalar oracle; without the addon the TypeScript
  * fallback computes the same quantities (dequantized weights times dequantized Q8 activations).
+ * q4_0 matrices are repacked once, eight rows interleaved (native/quant.h, q4_0x8), and streamed in
+ * that layout: eight rows' block dot products in whole registers, the scales converted eight at once.
  */
 import { nativeAddonExports } from '../../tensor/backend/native.js';
 import { type QuantizedMatrix, checkQuantizedMatrix, dequantizeMatrix } from './formats.js';
@@ -23,7 +25,10 @@ export interface QuantAddon {
     n: number,
     k: number,
     ref?: boolean,
+    packed?: Uint8Array | null,
   ): void;
+  /** q4_0 rows regrouped eight at a time (q4_0x8) for quantMatmul's `packed` argument. */
+  quantRepack?(format: string, w: Uint8Array, n: number, k: number): Uint8Array;
   int8Gemm(w: Uint8Array | Int8Array, rowScales: Float32Array, x: Float32Array, bias: Float32Array | null, y: Float32Array, m: number, n: number, k: number, ref?: boolean): void;
   quantizeActQ8(x: Float32Array, m: number, k: number, scalar?: boolean): { q: Int8Array; d: Float32Array };
   quantKernelInfo(): { kernel: string };
@@ -99,6 +104,21 @@ function dequantizedOf(q: QuantizedMatrix): Float32Array {
   return w;
 }
 
+// q4_0 weights regrouped eight rows at a time (the layout the fast kernel streams), made on first
+// use and kept as long as the matrix's bytes live. It costs the weight bytes a second time; the
+// GGUF-layout bytes stay the matrix's data (saving, export, the tail rows).
+const repackCache = new WeakMap<Uint8Array, Uint8Array | null>();
+
+function repackedOf(addon: QuantAddon, q: QuantizedMatrix): Uint8Array | null {
+  if (q.format !== 'q4_0' || q.rows < 8 || addon.quantRepack === undefined) return null;
+  let packed = repackCache.get(q.data);
+  if (packed === undefined) {
+    packed = addon.quantRepack(q.format, q.data, q.rows, q.cols);
+    repackCache.set(q.data, packed);
+  }
+  return packed;
+}
+
 function jsMatmul(xq: Float32Array, w: Float32Array, m: number, n: number, k: number, bias: Float32Array | null, out: Float32Array): void {
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
@@ -131,7 +151,8 @@ export function quantMatmul(q: QuantizedMatrix, x: Float32Array, m: number, opti
   const out = options.out ?? new Float32Array(m * n);
   const addon = options.js === true ? null : quantAddon();
   if (addon !== null) {
-    addon.quantMatmul(q.format, q.data, q.rowScales ?? null, x, bias, out, m, n, k, options.ref === true);
+    const packed = options.ref === true ? null : repackedOf(addon, q);
+    addon.quantMatmul(q.format, q.data, q.rowScales ?? null, x, bias, out, m, n, k, options.ref === true, packed);
   } else {
     jsMatmul(quantizeActivationsQ8(x, m, k), dequantizedOf(q), m, n, k, bias, out);
   }

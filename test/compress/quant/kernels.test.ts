@@ -138,6 +138,69 @@ describe.skipIf(addon === null)('native quantized matmul', () => {
   });
 });
 
+describe.skipIf(addon?.quantRepack === undefined)('q4_0 repacked eight rows at a time (q4_0x8)', () => {
+  it('the repacked bytes follow the documented order: per group and block, 8 scales then chunk u, byte 4r + e = row r byte 4u + e', () => {
+    const [n, k] = [19, 96];
+    const q = quantizeMatrix(randn(n * k, 20, 0.05), n, k, 'q4_0');
+    const packed = addon!.quantRepack!('q4_0', q.data, n, k);
+    const nb = k / 32;
+    const want = new Uint8Array(Math.floor(n / 8) * nb * 144);
+    for (let g = 0; g < Math.floor(n / 8); g++) {
+      for (let b = 0; b < nb; b++) {
+        const at = (g * nb + b) * 144;
+        for (let r = 0; r < 8; r++) {
+          const blk = (8 * g + r) * nb * 18 + b * 18;
+          want[at + 2 * r] = q.data[blk]!;
+          want[at + 2 * r + 1] = q.data[blk + 1]!;
+          for (let u = 0; u < 4; u++) for (let e = 0; e < 4; e++) want[at + 16 + 32 * u + 4 * r + e] = q.data[blk + 2 + 4 * u + e]!;
+        }
+      }
+    }
+    expect(packed).toEqual(want);
+  });
+
+  for (const path of paths.filter((p) => p !== 'portable')) {
+    it(`${path}: whole groups through the repacked kernel, the tail through the row kernel, both equal the scalar _ref`, () => {
+      control!.setKernelPath!(path);
+      for (const [m, n, k] of [
+        [1, 8, 32],
+        [1, 45, 2048],
+        [5, 27, 160],
+      ] as const) {
+        const q = quantizeMatrix(randn(n * k, n + k, 0.05), n, k, 'q4_0');
+        const x = randn(m * k, m + k);
+        const packed = addon!.quantRepack!('q4_0', q.data, n, k);
+        const viaPacked = new Float32Array(m * n);
+        const viaRows = new Float32Array(m * n);
+        const ref = new Float32Array(m * n);
+        addon!.quantMatmul('q4_0', q.data, null, x, null, viaPacked, m, n, k, false, packed);
+        addon!.quantMatmul('q4_0', q.data, null, x, null, viaRows, m, n, k, false, null);
+        addon!.quantMatmul('q4_0', q.data, null, x, null, ref, m, n, k, true);
+        const { mag } = f64Matmul(quantizeActivationsQ8(x, m, k), dequantizeMatrix(q), m, n, k);
+        for (let i = 0; i < m * n; i++) {
+          const tol = (k / 32 + 8) * 2 ** -24 * mag[i]! * 4 + 1e-6;
+          expect(Math.abs(viaPacked[i]! - ref[i]!)).toBeLessThanOrEqual(tol);
+          expect(Math.abs(viaRows[i]! - ref[i]!)).toBeLessThanOrEqual(tol);
+        }
+        // quantMatmul repacks q4_0 itself (cached per matrix) and must give the repacked kernel's bits.
+        expect(quantMatmul(q, x, m)).toEqual(viaPacked);
+      }
+      control!.setKernelPath!(bestPath);
+    });
+  }
+
+  it('refuses packed bytes of the wrong size or for another format, naming the argument', () => {
+    const q = quantizeMatrix(randn(16 * 64, 21, 0.05), 16, 64, 'q4_0');
+    const x = randn(64, 22);
+    const y = new Float32Array(16);
+    expect(() => addon!.quantMatmul('q4_0', q.data, null, x, null, y, 1, 16, 64, false, new Uint8Array(10))).toThrow(/'packed' has 10 elements/);
+    const q8 = quantizeMatrix(randn(16 * 64, 23, 0.05), 16, 64, 'q8_0');
+    expect(() => addon!.quantMatmul('q8_0', q8.data, null, x, null, y, 1, 16, 64, false, new Uint8Array(288))).toThrow(/q4_0 weights only/);
+    expect(() => addon!.quantRepack!('q8_0', q8.data, 16, 64)).toThrow(/only q4_0/);
+    expect(() => addon!.quantRepack!('q4_0', q.data, 15, 64)).toThrow(/'w' has/);
+  });
+});
+
 describe.skipIf(addon === null)('native W8A8 INT8 GEMM', () => {
   for (const path of paths) {
     it(`${path}: bit-identical to the scalar _ref (exact int32 sums, same float ops)`, () => {
