@@ -111,7 +111,8 @@ export async function expandInputs(inputs: readonly string[]): Promise<string[]>
 
 /** Decoded text chunks of a file (gunzipped when asked); a leading BOM is dropped. */
 export async function* readTextChunks(path: string, gzip: boolean): AsyncGenerator<string> {
-  const raw = createReadStream(path, { highWaterMark: 1 << 16 });
+  // 1 MiB reads: fewer syscalls and stream events per MB (the orchestrator thread shares the cores with the workers).
+  const raw = createReadStream(path, { highWaterMark: 1 << 20 });
   let stream: Readable = raw;
   if (gzip) {
     const gunzip = createGunzip();

@@ -281,8 +281,9 @@ function encodeChunkTokens(parts: readonly TokenizeResult[]): Uint8Array[] {
 /** Per document of a chunk, its token ids (EOS included), from encodeChunkTokens' bytes. */
 function decodeChunkTokens(buf: Buffer): { ids: Uint32Array; starts: Float64Array } {
   const n = buf.readUInt32LE(0);
-  // Copied so the Uint32Array starts aligned.
-  const all = new Uint32Array(buf.buffer.slice(buf.byteOffset + 4, buf.byteOffset + buf.length) as ArrayBuffer);
+  // A view when the ids start 4-byte aligned (a large file's buffer is its own), else an aligned copy.
+  const at = buf.byteOffset + 4;
+  const all = at % 4 === 0 ? new Uint32Array(buf.buffer, at, (buf.length - 4) >> 2) : new Uint32Array(buf.buffer.slice(at, buf.byteOffset + buf.length) as ArrayBuffer);
   const starts = new Float64Array(n + 1);
   let o = n;
   for (let i = 0; i < n; i++) {
