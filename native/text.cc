@@ -214,40 +214,41 @@ inline uint64_t mix64(uint64_t x) {
   return x;
 }
 
-// An open-addressing table of 64-bit keys with a count and a first position, cleared by generation.
+// An open-addressing table of 64-bit keys with a count and a first position, cleared by generation;
+// one 24-byte slot per key, so a probe touches one cache line.
+struct NgramSlot {
+  uint64_t key;
+  int32_t count, first;
+  uint32_t stamp;
+};
+
 struct NgramTable {
-  std::vector<uint64_t> key;
-  std::vector<int32_t> count, first;
-  std::vector<uint32_t> stamp;
+  std::vector<NgramSlot> slots;
   uint32_t gen = 0;
   size_t mask = 0;
   void reset(size_t n) {
     size_t cap = 16;
     while (cap < 2 * n) cap <<= 1;
-    if (cap > key.size()) {
-      key.assign(cap, 0);
-      count.assign(cap, 0);
-      first.assign(cap, 0);
-      stamp.assign(cap, 0);
+    if (cap > slots.size()) {
+      slots.assign(cap, NgramSlot{0, 0, 0, 0});
       gen = 0;
     }
     mask = cap - 1;
     if (++gen == 0) {
-      std::fill(stamp.begin(), stamp.end(), 0);
+      for (NgramSlot& e : slots) e.stamp = 0;
       gen = 1;
     }
   }
-  size_t slot(uint64_t k, int32_t pos) {
+  // The slot of key k, inserting it (count 0, first = pos) if absent.
+  NgramSlot& slot(uint64_t k, int32_t pos) {
     size_t i = mix64(k) & mask;
     for (;;) {
-      if (stamp[i] != gen) {
-        stamp[i] = gen;
-        key[i] = k;
-        count[i] = 0;
-        first[i] = pos;
-        return i;
+      NgramSlot& e = slots[i];
+      if (e.stamp != gen) {
+        e = NgramSlot{k, 0, pos, gen};
+        return e;
       }
-      if (key[i] == k) return i;
+      if (e.key == k) return e;
       i = (i + 1) & mask;
     }
   }
@@ -284,25 +285,25 @@ int64_t first_rule_over(const int32_t* ids, const double* prefix, int64_t words,
         int32_t best = 1;
         int64_t best_first = -1;
         for (int64_t i = 0; i < total; ++i) {
-          const size_t s = table.slot(ngram(i, n, pow), static_cast<int32_t>(i));
-          const int32_t c = ++table.count[s];
+          NgramSlot& e = table.slot(ngram(i, n, pow), static_cast<int32_t>(i));
+          const int32_t c = ++e.count;
           if (c > best) {
             best = c;
-            best_first = table.first[s];
-          } else if (c == best && best_first >= 0 && table.first[s] < best_first) {
-            best_first = table.first[s];
+            best_first = e.first;
+          } else if (c == best && best_first >= 0 && e.first < best_first) {
+            best_first = e.first;
           }
         }
         if (best_first >= 0) chars = (prefix[best_first + n] - prefix[best_first] + joiner * static_cast<double>(n - 1)) * best;
       } else {
         int64_t i = 0;
         while (i < total) {
-          const size_t s = table.slot(ngram(i, n, pow), static_cast<int32_t>(i));
-          if (table.count[s] > 0) {
+          NgramSlot& e = table.slot(ngram(i, n, pow), static_cast<int32_t>(i));
+          if (e.count > 0) {
             chars += prefix[i + n] - prefix[i];
             i += n;
           } else {
-            table.count[s] = 1;
+            e.count = 1;
             ++i;
           }
         }
@@ -359,20 +360,16 @@ Napi::Value NgramRepetition(const Napi::CallbackInfo& info) {
       for (int32_t k = 0; k < n; ++k) h = (h ^ p[k]) * 0x100000001b3ULL;
       size_t i = mix64(h) & table.mask;
       for (;;) {
-        if (table.stamp[i] != table.gen) {
-          table.stamp[i] = table.gen;
-          table.key[i] = h;
-          table.first[i] = static_cast<int32_t>(w);
-          table.count[i] = next;
+        NgramSlot& e = table.slots[i];
+        if (e.stamp != table.gen) {
+          // A new word: its id in `count`, its first index in `first`.
+          e = NgramSlot{h, next, static_cast<int32_t>(w), table.gen};
           ids[w] = next++;
           break;
         }
-        if (table.key[i] == h) {
-          const int32_t f = table.first[i];
-          if (ends[f] - starts[f] == n && std::memcmp(t + starts[f], p, sizeof(char16_t) * n) == 0) {
-            ids[w] = table.count[i];
-            break;
-          }
+        if (e.key == h && ends[e.first] - starts[e.first] == n && std::memcmp(t + starts[e.first], p, sizeof(char16_t) * n) == 0) {
+          ids[w] = e.count;
+          break;
         }
         i = (i + 1) & table.mask;
       }
