@@ -16,9 +16,9 @@
  */
 import type { Linear, RMSNorm } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
-import { type Llama, type LlamaAttention, type LlamaMLP, ropeTables } from '../models/llama.js';
+import { type Llama, type LlamaAttention, type LlamaMLP, ropeTablesFull } from '../models/llama.js';
 import { noGrad } from '../tensor/autograd.js';
-import { concat, linear } from '../tensor/index.js';
+import { linear } from '../tensor/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { collectLinearInputs } from './calibrate.js';
 import { dequantizeMatrix, groupSize, isAsymmetric, quantizeMatrix, type QuantFormat } from './quant/formats.js';
@@ -168,14 +168,7 @@ function withWeights<T>(linears: readonly Linear[], weights: readonly Float32Arr
 export function attentionBlock(model: Llama, attn: LlamaAttention, x: Float32Array, windows: number, T: number): BlockOutput {
   const c = model.config;
   const C = c.hiddenSize;
-  const { cos, sin } = ropeTables(c, 0, T);
-  const half = c.headDim / 2;
-  const full = (a: Float32Array): Tensor => {
-    const t = Tensor.fromArray(a, [T, half]);
-    return concat([t, t], 1);
-  };
-  const cosFull = full(cos);
-  const sinFull = full(sin);
+  const { cosFull, sinFull } = ropeTablesFull(c, T);
   const X = Tensor.fromArray(x.slice(0, windows * T * C), [windows, T, C]);
   return (weights) =>
     withWeights([attn.q_proj, attn.k_proj, attn.v_proj], weights, () => {

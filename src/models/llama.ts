@@ -284,6 +284,17 @@ export function ropeTables(c: LlamaConfig, start: number, t: number): { cos: Flo
   return { cos, sin };
 }
 
+/** The rotary tables for positions 0 … T−1 as [T, D] tensors: each [T, half] row duplicated (HF's cat(freqs, freqs)). */
+export function ropeTablesFull(c: LlamaConfig, T: number): { cosFull: Tensor; sinFull: Tensor } {
+  const { cos, sin } = ropeTables(c, 0, T);
+  const half = c.headDim / 2;
+  const full = (a: Float32Array): Tensor => {
+    const t = Tensor.fromArray(a, [T, half]);
+    return concat([t, t], 1);
+  };
+  return { cosFull: full(cos), sinFull: full(sin) };
+}
+
 /** x·cos + rotate_half(x)·sin for x [B, H, T, D] (autograd ops; the training path). */
 function applyRotary(x: Tensor, cosFull: Tensor, sinFull: Tensor): Tensor {
   const D = x.shape[3]!;
@@ -665,15 +676,7 @@ export class Llama extends Module {
     if (embeds.ndim !== 3 || embeds.shape[2] !== c.hiddenSize) {
       throw new RangeError(`LLaMA.hiddenFromEmbeddings: embeddings must be [B, T, ${c.hiddenSize}], got ${formatShape(embeds.shape)}`);
     }
-    const { cos, sin } = ropeTables(c, 0, T);
-    const half = c.headDim / 2;
-    // [T, half] duplicated to [T, D] (HF's cat(freqs, freqs)).
-    const full = (a: Float32Array): Tensor => {
-      const t = Tensor.fromArray(a, [T, half]);
-      return concat([t, t], 1);
-    };
-    const cosFull = full(cos);
-    const sinFull = full(sin);
+    const { cosFull, sinFull } = ropeTablesFull(c, T);
     let x = embeds;
     for (const layer of this.model.layers) x = layer.forward(x, cosFull, sinFull);
     return this.model.norm.forward(x);

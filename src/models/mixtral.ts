@@ -17,7 +17,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { noGrad } from '../tensor/autograd.js';
-import { add, concat, crossEntropy, linear, mul } from '../tensor/index.js';
+import { add, crossEntropy, linear, mul } from '../tensor/index.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -28,7 +28,7 @@ import { KVCache } from '../nn/kv-cache.js';
 import { loadBalancingLoss, mergeStats, type MoEStats, SparseMoE, SwiGLUExpert } from '../nn/moe.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
-import { LLAMA_IGNORE_INDEX, LlamaAttention, type LlamaConfig, parseLlamaConfig, ropeTables } from './llama.js';
+import { LLAMA_IGNORE_INDEX, LlamaAttention, type LlamaConfig, parseLlamaConfig, ropeTables, ropeTablesFull } from './llama.js';
 import { registerFamily } from './registry.js';
 
 // -----------------------------------------------------------------------------------------------
@@ -312,15 +312,7 @@ export class Mixtral extends Module {
       checkIds(targets, 'targets', c.vocabSize, op, true);
       if (targets.shape[0] !== B || targets.shape[1] !== T) throw new RangeError(`${op}: targets ${formatShape(targets.shape)} must match ids ${formatShape(ids.shape)}`);
     }
-    const { cos, sin } = ropeTables(c, 0, T);
-    const half = c.headDim / 2;
-    // [T, half] duplicated to [T, D] (HF's cat(freqs, freqs)).
-    const full = (a: Float32Array): Tensor => {
-      const t = Tensor.fromArray(a, [T, half]);
-      return concat([t, t], 1);
-    };
-    const cosFull = full(cos);
-    const sinFull = full(sin);
+    const { cosFull, sinFull } = ropeTablesFull(c, T);
     let x = this.model.embed_tokens.forward(ids);
     for (const layer of this.model.layers) x = layer.forward(x, cosFull, sinFull);
     const logits = this.head(this.model.norm.forward(x));
