@@ -178,7 +178,7 @@ describe.skipIf(!haveCorpora)('data prepare pipeline', () => {
     expect(counts(r.stats)).toEqual(counts(straightStats));
   });
 
-  it.skipIf(!existsSync(GPT2))('with a tokenizer: tokenizing on the main thread during cleaning gives the bytes of tokenizing in the pack workers, also after a SIGKILL mid-pack', async () => {
+  it.skipIf(!existsSync(GPT2))('with a tokenizer: tokenizing in the clean workers gives the bytes of tokenizing in the pack workers, also after a SIGKILL mid-pack', async () => {
     const dir = tempDir();
     const c = buildCorpus(dir, 60);
     // In-process (workers: 0) keeps it quick; worker threads against in-process is the test above.

@@ -182,7 +182,7 @@ export class TokenPacker {
       const room = this.shardTokens - this.len;
       const take = Math.min(room, ids.length - i);
       this.ensure(this.len + take);
-      if (ids instanceof Uint32Array) this.buf.set(ids.subarray(i, i + take), this.len);
+      if (ids instanceof Uint32Array || ids instanceof Uint16Array) this.buf.set(ids.subarray(i, i + take), this.len);
       else for (let k = 0; k < take; k++) this.buf[this.len + k] = ids[i + k]!;
       this.len += take;
       i += take;

@@ -269,21 +269,49 @@ function decodeSketches(buf: Buffer, mh: ResolvedMinHashOptions): { hashes: Buff
   return { hashes, bandKeys, sig16, shingles };
 }
 
-/** Chunk token sidecar (pretokenize): [n][lengths: n × u32][ids: u32…], each length with its EOS. */
-function encodeChunkTokens(parts: readonly TokenizeResult[]): Uint8Array[] {
+/** First word of a chunk token file in the current layout (older files start with the document count). */
+const TOK_MAGIC = 0x314b4f54; // "TOK1"
+
+/**
+ * Chunk token sidecar (pretokenize): [TOK1][width 2|4][n][lengths: n × u32][ids: n-sum × width bytes],
+ * each length with its EOS; ids as uint16 when the vocabulary fits (half the bytes to write and read back).
+ */
+function encodeChunkTokens(parts: readonly TokenizeResult[], vocabSize: number): Uint8Array[] {
   const n = parts.reduce((s, p) => s + p.lengths.length, 0);
-  const head = Buffer.alloc(4);
-  head.writeUInt32LE(n, 0);
-  const bytes = (a: Uint32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  return [head, ...parts.map((p) => bytes(p.lengths)), ...parts.map((p) => bytes(p.ids))];
+  const width = vocabSize <= 0x10000 ? 2 : 4;
+  const head = new Uint32Array([TOK_MAGIC, width, n]);
+  const bytes = (a: Uint16Array | Uint32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const ids = parts.map((p) => {
+    if (width === 4) return p.ids;
+    const narrow = new Uint16Array(p.ids.length);
+    narrow.set(p.ids);
+    return narrow;
+  });
+  return [bytes(head), ...parts.map((p) => bytes(p.lengths)), ...ids.map(bytes)];
 }
 
-/** Per document of a chunk, its token ids (EOS included), from encodeChunkTokens' bytes. */
-function decodeChunkTokens(buf: Buffer): { ids: Uint32Array; starts: Float64Array } {
+/** Per document of a chunk, its token ids (EOS included), from encodeChunkTokens' bytes (or the older all-u32 layout). */
+function decodeChunkTokens(buf: Buffer): { ids: Uint16Array | Uint32Array; starts: Float64Array } {
+  const corrupt = (why: string): Error => new Error(`data prepare: a chunk token file is corrupt (${why}); delete the output directory and rerun`);
+  // Typed views where aligned (a large file's buffer is its own), else aligned copies.
+  const view = <T extends Uint16Array | Uint32Array>(Ctor: { new (b: ArrayBuffer, o: number, n: number): T; BYTES_PER_ELEMENT: number }, at: number, count: number): T => {
+    const o = buf.byteOffset + at;
+    if (o % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(buf.buffer as ArrayBuffer, o, count);
+    return new Ctor(buf.buffer.slice(o, o + count * Ctor.BYTES_PER_ELEMENT) as ArrayBuffer, 0, count);
+  };
+  if (buf.length >= 12 && buf.readUInt32LE(0) === TOK_MAGIC) {
+    const width = buf.readUInt32LE(4);
+    const n = buf.readUInt32LE(8);
+    if ((width !== 2 && width !== 4) || 12 + 4 * n > buf.length) throw corrupt(`width ${width}, ${n} documents in ${buf.length} bytes`);
+    const lengths = view(Uint32Array, 12, n);
+    const starts = new Float64Array(n + 1);
+    for (let i = 0; i < n; i++) starts[i + 1] = starts[i]! + lengths[i]!;
+    const idBytes = buf.length - 12 - 4 * n;
+    if (idBytes !== starts[n]! * width) throw corrupt(`${idBytes / width} ids for lengths summing to ${starts[n]}`);
+    return { ids: width === 2 ? view(Uint16Array, 12 + 4 * n, idBytes / 2) : view(Uint32Array, 12 + 4 * n, idBytes / 4), starts };
+  }
   const n = buf.readUInt32LE(0);
-  // A view when the ids start 4-byte aligned (a large file's buffer is its own), else an aligned copy.
-  const at = buf.byteOffset + 4;
-  const all = at % 4 === 0 ? new Uint32Array(buf.buffer, at, (buf.length - 4) >> 2) : new Uint32Array(buf.buffer.slice(at, buf.byteOffset + buf.length) as ArrayBuffer);
+  const all = view(Uint32Array, 4, (buf.length - 4) >> 2);
   const starts = new Float64Array(n + 1);
   let o = n;
   for (let i = 0; i < n; i++) {
@@ -291,7 +319,7 @@ function decodeChunkTokens(buf: Buffer): { ids: Uint32Array; starts: Float64Arra
     o += all[i]!;
   }
   starts[n] = o;
-  if (o !== all.length) throw new Error(`data prepare: a chunk token file is corrupt (${all.length - n} ids for lengths summing to ${o - n}); delete the output directory and rerun`);
+  if (o !== all.length) throw corrupt(`${all.length - n} ids for lengths summing to ${o - n}`);
   return { ids: all, starts };
 }
 
@@ -436,7 +464,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
       const commitChunk = async (c: Open): Promise<void> => {
         const results = await Promise.all(c.batches);
         const idx = manifest.clean.chunks.length;
-        if (tokenizeInWorkers) writeFileAtomicSync(join(work, chunkName(idx, 'tok')), encodeChunkTokens(results.map((r) => r.tokens!)));
+        if (tokenizeInWorkers) writeFileAtomicSync(join(work, chunkName(idx, 'tok')), encodeChunkTokens(results.map((r) => r.tokens!), pre!.vocabSize));
         const kept: CleanDoc[] = results.flatMap((r) => r.kept);
         if (keepText) {
           const lines = kept.map((d) => JSON.stringify(d)).join('\n');
@@ -741,7 +769,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
             const g = chunkStart[ci]! + k;
             if (keep[g] && copiesOf(dd.plan, g, meta.langs[k]!, meta.sources[k]!) > pass) selected.push(k);
           }
-          const consume = (k: number, ids: Uint32Array): void => {
+          const consume = (k: number, ids: Uint16Array | Uint32Array): void => {
             const len = ids.length;
             let pos = pass === start.pass && ci === start.chunk && k === start.doc ? Math.min(start.offset, len) : 0;
             while (pos < len) {
