@@ -23,12 +23,17 @@ import { normalizeText } from '../../src/data/pipeline/normalize.js';
 import type { Doc } from '../../src/data/pipeline/types.js';
 
 const SHARED = fileURLToPath(new URL('../../../shared/data', import.meta.url));
-const SHAKESPEARE = readFileSync(new URL('../../../shared/data/tinyshakespeare/input.txt', import.meta.url), 'utf8');
-const SANGUO = normalizeText(readFileSync(new URL('../../../shared/data/zh/sanguo_yanyi.txt', import.meta.url), 'utf8'));
-const LUNYU = JSON.parse(readFileSync(new URL('../../../shared/data/zh/lunyu.json', import.meta.url), 'utf8')) as Array<{
+/** The real texts in ../shared/data; the tests that read them skip when it is absent. */
+const HAVE_SHARED = existsSync(SHARED);
+const sharedText = (rel: string): string => (HAVE_SHARED ? readFileSync(`${SHARED}/${rel}`, 'utf8') : '');
+const SHAKESPEARE = sharedText('tinyshakespeare/input.txt');
+const SANGUO = normalizeText(sharedText('zh/sanguo_yanyi.txt'));
+const LUNYU = (HAVE_SHARED ? JSON.parse(sharedText('zh/lunyu.json')) : [{ chapter: '', paragraphs: [] }]) as Array<{
   chapter: string;
   paragraphs: string[];
 }>;
+/** it(), skipped (with the reason in its name) when ../shared/data is absent. */
+const itShared = it.skipIf(!HAVE_SHARED);
 
 const doc = (text: string, lang?: string): Doc => (lang ? { id: 't', text, source: 'test', lang } : { id: 't', text, source: 'test' });
 
@@ -48,7 +53,7 @@ const FIRST_SCENE = SHAKESPEARE.split('\n').slice(0, 120).join('\n');
 describe('Gopher quality rules', () => {
   const gopher = gopherQualityFilter();
 
-  it('keeps real prose: a news article and a Shakespeare scene', () => {
+  itShared('keeps real prose: a news article and a Shakespeare scene', () => {
     expect(gopher.check(doc(NEWS))).toBeNull();
     expect(gopher.check(doc(FIRST_SCENE))).toBeNull();
   });
@@ -101,7 +106,7 @@ describe('Gopher quality rules', () => {
     expect(gopher.check(doc(seo))).toBe('gopher_few_stop_words');
   });
 
-  it('leaves Chinese to the CJK rules and can switch rules off', () => {
+  itShared('leaves Chinese to the CJK rules and can switch rules off', () => {
     expect(gopher.check(doc(SANGUO.slice(0, 3000)))).toBeNull();
     expect(gopher.check(doc('short text', 'zh'))).toBeNull();
     const lenient = gopherQualityFilter({ minWords: 5, minStopWords: null });
@@ -148,7 +153,7 @@ function refDup(words: string[], n: number): number {
 describe('Gopher repetition rules', () => {
   const rep = gopherRepetitionFilter();
 
-  it('keeps real prose', () => {
+  itShared('keeps real prose', () => {
     expect(rep.check(doc(NEWS))).toBeNull();
     expect(rep.check(doc(FIRST_SCENE))).toBeNull();
   });
@@ -221,7 +226,7 @@ describe.skipIf(nativeAddonExports()?.textWordScan === undefined)('native word s
     }
   });
 
-  it('gives the TypeScript answers on the CJK character n-gram rules (random and repetitive Chinese, and Sanguo Yanyi)', () => {
+  itShared('gives the TypeScript answers on the CJK character n-gram rules (random and repetitive Chinese, and Sanguo Yanyi)', () => {
     const top = [
       [3, 0.2],
       [5, 0.18],
@@ -250,7 +255,7 @@ describe.skipIf(nativeAddonExports()?.textWordScan === undefined)('native word s
     }
   });
 
-  it.skipIf(!existsSync(SHARED))('gives the TypeScript answers on every 4,000-character document of the shared corpora', () => {
+  itShared('gives the TypeScript answers on every 4,000-character document of the shared corpora', () => {
     try {
       for (const f of ['tinyshakespeare/input.txt', 'wikitext2/wiki.test.raw']) {
         const text = readFileSync(`${SHARED}/${f}`, 'utf8');
@@ -301,7 +306,7 @@ describe('C4 rules', () => {
     expect(c4Lines('Enable java[12]script to read this page and its other parts.\n' + 'One two three four five six. Seven eight nine ten eleven. Twelve thirteen fourteen fifteen sixteen.').removed).toEqual({ c4_line_javascript: 1 });
   });
 
-  it("keeps only Shakespeare lines that end in terminal punctuation and have ≥ 5 words, as C4 does", () => {
+  itShared("keeps only Shakespeare lines that end in terminal punctuation and have ≥ 5 words, as C4 does", () => {
     const passage = SHAKESPEARE.split('\n').slice(0, 24).join('\n');
     const r = c4Lines(passage);
     expect(r.drop).toBeNull();
@@ -357,7 +362,7 @@ describe('C4 rules', () => {
     expect(c4Stage().process(doc(`${NEWS}\nThe Darn thing broke again on the way home, the driver said.`)).keep).toBe(true);
   });
 
-  it('rewrite:false gives the same decision but keeps the text; Chinese is skipped', () => {
+  itShared('rewrite:false gives the same decision but keeps the text; Chinese is skipped', () => {
     const passage = SHAKESPEARE.split('\n').slice(0, 24).join('\n');
     const r = c4Stage({ rewrite: false }).process(doc(passage));
     expect(r.keep && r.doc.text).toBe(passage);
@@ -373,34 +378,34 @@ describe('CJK rules', () => {
   const chapter1 = SANGUO.slice(SANGUO.indexOf('第一回'), SANGUO.indexOf('第二回'));
   const xueer = (LUNYU[0] as { paragraphs: string[] }).paragraphs.join('\n\n');
 
-  it('keeps real Chinese: a Sanguo chapter and a Lunyu chapter', () => {
+  itShared('keeps real Chinese: a Sanguo chapter and a Lunyu chapter', () => {
     expect(chapter1.length).toBeGreaterThan(3000);
     expect(cjk.check(doc(chapter1))).toBeNull();
     expect(cjk.check(doc(xueer))).toBeNull();
     expect(cjk.check(doc(chapter1, 'zh'))).toBeNull();
   });
 
-  it('keeps every chapter of Sanguo Yanyi', () => {
+  itShared('keeps every chapter of Sanguo Yanyi', () => {
     const chapters = SANGUO.split(/(?=第[一二三四五六七八九十百]+回)/).filter((c) => c.startsWith('第'));
     expect(chapters.length).toBe(120);
     const dropped = chapters.map((c) => cjk.check(doc(c))).filter((r) => r !== null);
     expect(dropped).toEqual([]);
   });
 
-  it('ignores non-CJK documents (the word rules judge those)', () => {
+  itShared('ignores non-CJK documents (the word rules judge those)', () => {
     expect(cjk.check(doc('too short'))).toBeNull();
     expect(isCjkText(NEWS)).toBe(false);
     expect(isCjkText(chapter1)).toBe(true);
   });
 
-  it('drops short texts, mislabelled Latin text and pages without sentence punctuation', () => {
+  itShared('drops short texts, mislabelled Latin text and pages without sentence punctuation', () => {
     expect(cjk.check(doc('子曰：“巧言令色，鲜矣仁！”'))).toBe('cjk_short_doc');
     expect(cjk.check(doc(`${NEWS}\n市议会昨晚开会讨论了用于学校翻修的预算。`, 'zh'))).toBe('cjk_low_cjk_ratio');
     const keywords = Array.from({ length: 40 }, (_, i) => `手机 电脑 平板 耳机 充电器 数据线 第${i}页 优惠 包邮 正品`).join(' ');
     expect(cjk.check(doc(keywords))).toBe('cjk_few_sentence_marks');
   });
 
-  it('drops bullet lists, ellipsis lines and hashtag spam', () => {
+  itShared('drops bullet lists, ellipsis lines and hashtag spam', () => {
     const list = Array.from({ length: 30 }, (_, i) => `• 第${i}条：今天的新闻内容，请点击查看详情。`).join('\n');
     expect(cjk.check(doc(list))).toBe('cjk_too_many_bullets');
     const snippets = chapter1
@@ -413,7 +418,7 @@ describe('CJK rules', () => {
     expect(cjk.check(doc(tags))).toBe('cjk_too_many_hashes');
   });
 
-  it('drops repeated lines and character n-gram spam', () => {
+  itShared('drops repeated lines and character n-gram spam', () => {
     const paras = chapter1.split('\n\n').slice(0, 12);
     const repeated = [...paras, ...paras.slice(0, 6)].join('\n\n');
     expect(cjk.check(doc(repeated))).toMatch(/^cjk_dup_(para|line)_(char_)?frac$/);
@@ -454,7 +459,7 @@ describe('PII masking', () => {
     expect(maskPii(safe)).toBe(safe);
   });
 
-  it('finds nothing in the shared corpora, which contain no PII', () => {
+  itShared('finds nothing in the shared corpora, which contain no PII', () => {
     for (const text of [SHAKESPEARE, SANGUO]) {
       const counts: Record<string, number> = {};
       expect(maskPii(text, {}, counts)).toBe(text);
@@ -530,7 +535,7 @@ describe('fused word scan (fast path of the Gopher rules)', () => {
     );
   });
 
-  it('equals the regex tokens on the English corpora', () => {
+  itShared('equals the regex tokens on the English corpora', () => {
     for (let i = 0; i < SHAKESPEARE.length; i += 200_000) {
       const text = SHAKESPEARE.slice(i, i + 20_000);
       const scan = scanWords(text);

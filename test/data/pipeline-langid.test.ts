@@ -1,9 +1,12 @@
 import { describe, expect, it, beforeAll } from 'vitest';
 import { hasLetters, LanguageIdentifier, languageStage } from '../../src/data/pipeline/langid.js';
 import { langidCorpora, textWindows } from '../../src/bench/data-clean.js';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const DATA = fileURLToPath(new URL('../../../shared/data', import.meta.url));
+/** Tests on the shared corpora skip when ../shared/data is absent. */
+const itShared = it.skipIf(!existsSync(DATA));
 
 let id: LanguageIdentifier;
 beforeAll(async () => {
@@ -11,7 +14,7 @@ beforeAll(async () => {
 });
 
 describe('language identification (eld)', () => {
-  it('is ≥ 99% right on 200-character windows of the shared English and Chinese corpora', () => {
+  itShared('is ≥ 99% right on 200-character windows of the shared English and Chinese corpora', () => {
     const corpora = langidCorpora(DATA);
     for (const lang of ['en', 'zh'] as const) {
       const windows = corpora.filter((c) => c.lang === lang).flatMap((c) => textWindows(c.text, 200, 150));
@@ -85,7 +88,7 @@ describe('language identification (eld)', () => {
 });
 
 describe('fast paths of language id', () => {
-  it('the fast scorer over the binary table gives the answers of eld itself on the shared corpora', async () => {
+  itShared('the fast scorer over the binary table gives the answers of eld itself on the shared corpora', async () => {
     const fast = await LanguageIdentifier.load({ fastTable: true });
     const fromModule = await LanguageIdentifier.load({ fastTable: false });
     let n = 0;

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -82,8 +82,11 @@ describe('plain text', () => {
     await expect(collect(p)).rejects.toThrow(/bad\.txt\.gz.*gzip/);
   });
 
-  it('decodes multi-byte UTF-8 split across 64 KiB chunk boundaries and drops a BOM', async () => {
-    const zh = readFileSync(ZH, 'utf8').slice(0, 200_000);
+  it('decodes multi-byte UTF-8 split across 1 MiB read boundaries and drops a BOM', async () => {
+    // ASCII padding puts a 3-byte character across the first 1 MiB boundary (after the 3-byte BOM); the
+    // rest falls where it falls. The Chinese is the shared novel when present, else a generated text.
+    const sample = existsSync(ZH) ? readFileSync(ZH, 'utf8').slice(0, 400_000) : '天下大势，分久必合，合久必分。'.repeat(30_000);
+    const zh = 'a'.repeat(2 ** 20 - 4) + sample;
     const p = write('zh.txt', '\uFEFF' + zh);
     const docs = await collect(p, { maxDocChars: 10_000_000 });
     expect(docs).toHaveLength(1);
