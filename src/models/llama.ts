@@ -546,19 +546,36 @@ export class LlamaDecoderLayer extends Module {
   }
 
   forwardCached(x: Tensor, cache: KVCache, layer: number, cos: Float32Array, sin: Float32Array): Tensor {
-    const n1 = this.input_layernorm.forward(x);
-    const a = this.self_attn.forwardCached(n1, cache, layer, cos, sin);
-    n1.dispose();
-    const h = add(x, a);
-    a.dispose();
-    const n2 = this.post_attention_layernorm.forward(h);
-    const m = this.mlp.forwardInference(n2);
-    n2.dispose();
-    const out = add(h, m);
-    h.dispose();
-    m.dispose();
-    return out;
+    return cachedDecoderLayer(this, x, cache, layer, cos, sin, (h) => this.mlp.forwardInference(h));
   }
+}
+
+/**
+ * One pre-norm decoder layer against a KV cache (no autograd), freeing intermediates as it goes:
+ * x + attn(norm1 x), then + ffn(norm2 ·). Shared by LLaMA and Mixtral, whose layers differ only in the
+ * feed-forward.
+ */
+export function cachedDecoderLayer(
+  layer: { input_layernorm: RMSNorm; self_attn: LlamaAttention; post_attention_layernorm: RMSNorm },
+  x: Tensor,
+  cache: KVCache,
+  index: number,
+  cos: Float32Array,
+  sin: Float32Array,
+  ffn: (h: Tensor) => Tensor,
+): Tensor {
+  const n1 = layer.input_layernorm.forward(x);
+  const a = layer.self_attn.forwardCached(n1, cache, index, cos, sin);
+  n1.dispose();
+  const h = add(x, a);
+  a.dispose();
+  const n2 = layer.post_attention_layernorm.forward(h);
+  const m = ffn(n2);
+  n2.dispose();
+  const out = add(h, m);
+  h.dispose();
+  m.dispose();
+  return out;
 }
 
 /** HF's LlamaModel: embeddings, decoder layers, final norm. */
@@ -599,7 +616,8 @@ export interface LlamaGenerateOptions extends SamplingOptions {
 /** Targets equal to this are ignored by the loss (the same convention as GPT's IGNORE_INDEX). */
 export const LLAMA_IGNORE_INDEX = -1;
 
-function checkIds(ids: Tensor, what: string, vocabSize: number, op: string, allowIgnore: boolean): void {
+/** Token ids must be an i32 [B, T] tensor inside the vocabulary (targets may also be the ignore index). */
+export function checkIds(ids: Tensor, what: string, vocabSize: number, op: string, allowIgnore: boolean): void {
   if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new TypeError(`${op}: ${what} must be an i32 tensor [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
   const data = ids.i32(op);
   for (let i = 0; i < data.length; i++) {
@@ -698,38 +716,7 @@ export class Llama extends Module {
    * cache advances by t. Returns logits [B, t, V], or [B, 1, V] with `lastOnly`.
    */
   forwardCached(ids: Tensor, cache: KVCache, options: { lastOnly?: boolean } = {}): Tensor {
-    const op = 'LLaMA.forwardCached';
-    const c = this.config;
-    checkIds(ids, 'ids', c.vocabSize, op, false);
-    const [B, t] = ids.shape as [number, number];
-    if (cache.nLayer !== c.nLayer || cache.nHead !== c.nKVHead || cache.headDim !== c.headDim || cache.batch !== B) {
-      throw new RangeError(
-        `${op}: cache shape (layers ${cache.nLayer}, batch ${cache.batch}, heads ${cache.nHead}, headDim ${cache.headDim}) does not fit ` +
-          `this model and batch (layers ${c.nLayer}, batch ${B}, kv heads ${c.nKVHead}, headDim ${c.headDim}); use model.newCache()`,
-      );
-    }
-    if (t === 0) throw new RangeError(`${op}: no tokens given`);
-    const start = cache.length;
-    if (start + t > cache.maxLength) {
-      throw new RangeError(`${op}: KV cache full: ${start} cached + ${t} new tokens > maxLength ${cache.maxLength}; reset the cache or crop the context`);
-    }
-    return noGrad(() => {
-      const { cos, sin } = ropeTables(c, start, t);
-      let x = this.model.embed_tokens.forward(ids);
-      this.model.layers.items.forEach((layer, i) => {
-        const next = layer.forwardCached(x, cache, i, cos, sin);
-        x.dispose();
-        x = next;
-      });
-      cache.advance(t);
-      const last = options.lastOnly === true && t > 1 ? x.narrow(1, t - 1, 1) : x;
-      const h = this.model.norm.forward(last);
-      if (last !== x) last.dispose();
-      x.dispose();
-      const logits = this.head(h);
-      h.dispose();
-      return logits;
-    });
+    return cachedDecoderForward('LLaMA.forwardCached', this.config, this.model, (h) => this.head(h), ids, cache, options);
   }
 
   /**
@@ -804,27 +791,7 @@ export class Llama extends Module {
    * tensor is named with its expected and found shape, and nothing is written unless all fit.
    */
   loadHFTensors(input: Map<string, Tensor>, source = 'state dict'): void {
-    const op = 'LLaMA.load';
-    const own = this.stateDict();
-    const problems: string[] = [];
-    const missing = [...own.keys()].filter((k) => !input.has(k)).map((k) => `${k} ${formatShape(own.get(k)!.shape)}`);
-    if (missing.length > 0) problems.push(`missing tensors: ${missing.join(', ')}`);
-    const unexpected: string[] = [];
-    for (const name of input.keys()) {
-      if (own.has(name) || /\.rotary_emb\.inv_freq$/.test(name)) continue;
-      // A tied model's saved head (some exporters write it anyway) must equal the embedding.
-      if (name === 'lm_head.weight' && this.lm_head === null) continue;
-      unexpected.push(name);
-    }
-    if (unexpected.length > 0) problems.push(`unexpected tensors: ${unexpected.join(', ')}`);
-    for (const [name, target] of own) {
-      const t = input.get(name);
-      if (t !== undefined && (t.ndim !== target.ndim || t.shape.some((d, i) => d !== target.shape[i]))) {
-        problems.push(`${name} has shape ${formatShape(t.shape)}, expected ${formatShape(target.shape)}`);
-      }
-    }
-    if (problems.length > 0) throw new Error(`${op}: ${source} does not fit the config: ${problems.join('; ')}`);
-    this.loadStateDict(new Map([...own.keys()].map((k) => [k, input.get(k)!])));
+    loadLlamaFamilyTensors(this, input, source, 'LLaMA.load', this.lm_head === null);
   }
 }
 
@@ -850,4 +817,86 @@ export function interleavedToRotateHalf(w: Float32Array, nHeads: number, headDim
     }
   }
   return out;
+}
+
+/** The stack of a LLaMA-family causal LM: embeddings, decoder layers that run against a KV cache, final norm. */
+interface CachedDecoderStack {
+  embed_tokens: Embedding;
+  layers: ModuleList<Module & { forwardCached(x: Tensor, cache: KVCache, layer: number, cos: Float32Array, sin: Float32Array): Tensor }>;
+  norm: RMSNorm;
+}
+
+/**
+ * Inference with a KV cache, shared by the LLaMA-family models: ids [B, t] at positions cache.length …
+ * cache.length + t − 1; the cache advances by t. Returns logits [B, t, V], or [B, 1, V] with `lastOnly`.
+ * `checkPositions` may refuse a total length the model cannot attend over.
+ */
+export function cachedDecoderForward(
+  op: string,
+  c: LlamaConfig,
+  model: CachedDecoderStack,
+  head: (h: Tensor) => Tensor,
+  ids: Tensor,
+  cache: KVCache,
+  options: { lastOnly?: boolean; checkPositions?: (total: number) => void },
+): Tensor {
+  checkIds(ids, 'ids', c.vocabSize, op, false);
+  const [B, t] = ids.shape as [number, number];
+  if (cache.nLayer !== c.nLayer || cache.nHead !== c.nKVHead || cache.headDim !== c.headDim || cache.batch !== B) {
+    throw new RangeError(
+      `${op}: cache shape (layers ${cache.nLayer}, batch ${cache.batch}, heads ${cache.nHead}, headDim ${cache.headDim}) does not fit ` +
+        `this model and batch (layers ${c.nLayer}, batch ${B}, kv heads ${c.nKVHead}, headDim ${c.headDim}); use model.newCache()`,
+    );
+  }
+  if (t === 0) throw new RangeError(`${op}: no tokens given`);
+  const start = cache.length;
+  options.checkPositions?.(start + t);
+  if (start + t > cache.maxLength) {
+    throw new RangeError(`${op}: KV cache full: ${start} cached + ${t} new tokens > maxLength ${cache.maxLength}; reset the cache or crop the context`);
+  }
+  return noGrad(() => {
+    const { cos, sin } = ropeTables(c, start, t);
+    let x = model.embed_tokens.forward(ids);
+    model.layers.items.forEach((layer, i) => {
+      const next = layer.forwardCached(x, cache, i, cos, sin);
+      x.dispose();
+      x = next;
+    });
+    cache.advance(t);
+    const last = options.lastOnly === true && t > 1 ? x.narrow(1, t - 1, 1) : x;
+    const h = model.norm.forward(last);
+    if (last !== x) last.dispose();
+    x.dispose();
+    const logits = head(h);
+    h.dispose();
+    return logits;
+  });
+}
+
+/**
+ * Copies HF-named tensors into a LLaMA-family model after checking them all: every missing, unexpected
+ * or misshapen tensor is named with its expected and found shape, and nothing is written unless all
+ * fit. RoPE inverse-frequency buffers are ignored, and so is a saved head when the head is tied.
+ */
+export function loadLlamaFamilyTensors(model: Module, input: Map<string, Tensor>, source: string, op: string, tiedHead: boolean): void {
+  const own = model.stateDict();
+  const problems: string[] = [];
+  const missing = [...own.keys()].filter((k) => !input.has(k)).map((k) => `${k} ${formatShape(own.get(k)!.shape)}`);
+  if (missing.length > 0) problems.push(`missing tensors: ${missing.join(', ')}`);
+  const unexpected: string[] = [];
+  for (const name of input.keys()) {
+    if (own.has(name) || /\.rotary_emb\.inv_freq$/.test(name)) continue;
+    // A tied model's saved head (some exporters write it anyway) must equal the embedding.
+    if (name === 'lm_head.weight' && tiedHead) continue;
+    unexpected.push(name);
+  }
+  if (unexpected.length > 0) problems.push(`unexpected tensors: ${unexpected.join(', ')}`);
+  for (const [name, target] of own) {
+    const t = input.get(name);
+    if (t !== undefined && (t.ndim !== target.ndim || t.shape.some((d, i) => d !== target.shape[i]))) {
+      problems.push(`${name} has shape ${formatShape(t.shape)}, expected ${formatShape(target.shape)}`);
+    }
+  }
+  if (problems.length > 0) throw new Error(`${op}: ${source} does not fit the config: ${problems.join('; ')}`);
+  model.loadStateDict(new Map([...own.keys()].map((k) => [k, input.get(k)!])));
 }

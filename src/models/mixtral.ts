@@ -28,7 +28,7 @@ import { KVCache } from '../nn/kv-cache.js';
 import { loadBalancingLoss, mergeStats, type MoEStats, SparseMoE, SwiGLUExpert } from '../nn/moe.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
-import { LLAMA_IGNORE_INDEX, LlamaAttention, type LlamaConfig, parseLlamaConfig, ropeTables, ropeTablesFull } from './llama.js';
+import { cachedDecoderForward, cachedDecoderLayer, checkIds, LLAMA_IGNORE_INDEX, LlamaAttention, type LlamaConfig, loadLlamaFamilyTensors, parseLlamaConfig, ropeTablesFull } from './llama.js';
 import { registerFamily } from './registry.js';
 
 // -----------------------------------------------------------------------------------------------
@@ -209,18 +209,7 @@ export class MixtralDecoderLayer extends Module {
   }
 
   forwardCached(x: Tensor, cache: KVCache, layer: number, cos: Float32Array, sin: Float32Array): Tensor {
-    const n1 = this.input_layernorm.forward(x);
-    const a = this.self_attn.forwardCached(n1, cache, layer, cos, sin);
-    n1.dispose();
-    const h = add(x, a);
-    a.dispose();
-    const n2 = this.post_attention_layernorm.forward(h);
-    const m = this.block_sparse_moe.forwardInference(n2);
-    n2.dispose();
-    const out = add(h, m);
-    h.dispose();
-    m.dispose();
-    return out;
+    return cachedDecoderLayer(this, x, cache, layer, cos, sin, (h) => this.block_sparse_moe.forwardInference(h));
   }
 }
 
@@ -251,15 +240,6 @@ export interface MixtralOutput {
   auxLoss: Tensor;
   /** Per layer, router logits [B·T, E]. */
   routerLogits: Tensor[];
-}
-
-function checkIds(ids: Tensor, what: string, vocabSize: number, op: string, allowIgnore: boolean): void {
-  if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new TypeError(`${op}: ${what} must be an i32 tensor [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
-  for (const [i, id] of ids.i32(op).entries()) {
-    if (!((id >= 0 && id < vocabSize) || (allowIgnore && id === LLAMA_IGNORE_INDEX))) {
-      throw new RangeError(`${op}: ${what} value ${id} at flat position ${i} is outside the vocabulary [0, ${vocabSize})`);
-    }
-  }
 }
 
 export class Mixtral extends Module {
@@ -346,33 +326,7 @@ export class Mixtral extends Module {
   /** Inference with a KV cache (ids [B, t] at positions cache.length …); logits [B, t, V], or [B, 1, V] with lastOnly. */
   forwardCached(ids: Tensor, cache: KVCache, options: { lastOnly?: boolean } = {}): Tensor {
     const op = 'Mixtral.forwardCached';
-    const c = this.config;
-    checkIds(ids, 'ids', c.vocabSize, op, false);
-    const [B, t] = ids.shape as [number, number];
-    if (cache.nLayer !== c.nLayer || cache.nHead !== c.nKVHead || cache.headDim !== c.headDim || cache.batch !== B) {
-      throw new RangeError(`${op}: the cache does not fit this model and batch; use model.newCache(${B})`);
-    }
-    if (t === 0) throw new RangeError(`${op}: no tokens given`);
-    const start = cache.length;
-    this.checkLength(start + t, op);
-    if (start + t > cache.maxLength) throw new RangeError(`${op}: KV cache full: ${start} cached + ${t} new tokens > maxLength ${cache.maxLength}`);
-    return noGrad(() => {
-      const { cos, sin } = ropeTables(c, start, t);
-      let x = this.model.embed_tokens.forward(ids);
-      this.model.layers.items.forEach((layer, i) => {
-        const next = layer.forwardCached(x, cache, i, cos, sin);
-        x.dispose();
-        x = next;
-      });
-      cache.advance(t);
-      const last = options.lastOnly === true && t > 1 ? x.narrow(1, t - 1, 1) : x;
-      const h = this.model.norm.forward(last);
-      if (last !== x) last.dispose();
-      x.dispose();
-      const logits = this.head(h);
-      h.dispose();
-      return logits;
-    });
+    return cachedDecoderForward(op, this.config, this.model, (h) => this.head(h), ids, cache, { ...options, checkPositions: (total) => this.checkLength(total, op) });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -406,21 +360,7 @@ export class Mixtral extends Module {
 
   /** Copies HF-named tensors in after checking them all; nothing is written unless everything fits. */
   loadHFTensors(input: Map<string, Tensor>, source = 'state dict'): void {
-    const op = 'Mixtral.load';
-    const own = this.stateDict();
-    const problems: string[] = [];
-    const missing = [...own.keys()].filter((k) => !input.has(k)).map((k) => `${k} ${formatShape(own.get(k)!.shape)}`);
-    if (missing.length > 0) problems.push(`missing tensors: ${missing.join(', ')}`);
-    const unexpected = [...input.keys()].filter((k) => !own.has(k) && !/\.rotary_emb\.inv_freq$/.test(k) && !(k === 'lm_head.weight' && this.lm_head === null));
-    if (unexpected.length > 0) problems.push(`unexpected tensors: ${unexpected.join(', ')}`);
-    for (const [name, target] of own) {
-      const t = input.get(name);
-      if (t !== undefined && (t.ndim !== target.ndim || t.shape.some((d, i) => d !== target.shape[i]))) {
-        problems.push(`${name} has shape ${formatShape(t.shape)}, expected ${formatShape(target.shape)}`);
-      }
-    }
-    if (problems.length > 0) throw new Error(`${op}: ${source} does not fit the config: ${problems.join('; ')}`);
-    this.loadStateDict(new Map([...own.keys()].map((k) => [k, input.get(k)!])));
+    loadLlamaFamilyTensors(this, input, source, 'Mixtral.load', this.lm_head === null);
   }
 }
 
