@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { noGrad } from '../tensor/autograd.js';
 import { getBackend } from '../tensor/backend/index.js';
-import { nativeAddonExports } from '../tensor/backend/native.js';
 import type { AttentionParams } from '../tensor/backend/backend.js';
 import { add, concat, crossEntropy, linear, mul, neg, scaledDotProductAttention, silu } from '../tensor/index.js';
 import { defaultGenerator, Generator } from '../tensor/random.js';
@@ -27,6 +26,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
 import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../nn/sampling.js';
 import { KVCache } from '../nn/kv-cache.js';
+import { pagedAddon, pagedAttention } from '../nn/paged-attention.js';
 import { registerFamily } from './registry.js';
 
 // -----------------------------------------------------------------------------------------------
@@ -303,36 +303,9 @@ function applyRotary(x: Tensor, cosFull: Tensor, sinFull: Tensor): Tensor {
   return add(mul(x, cosFull), mul(rotated, sinFull));
 }
 
-interface DecodeAttentionAddon {
-  pagedAttention(
-    q: Float32Array,
-    kCache: Float32Array,
-    vCache: Float32Array,
-    tables: Int32Array,
-    tableOffsets: Int32Array,
-    queryOffsets: Int32Array,
-    starts: Int32Array,
-    heads: number,
-    kvHeads: number,
-    dim: number,
-    blockSize: number,
-    scale: number,
-    out: Float32Array,
-  ): void;
-}
-
+/** One sequence, one block: a whole per-layer decode cache as paged attention sees it. */
 const ONE_BLOCK = Int32Array.of(0);
 const ONE_SEQ = Int32Array.of(0, 1);
-let decodeAddon: DecodeAttentionAddon | null | undefined;
-
-/** The native paged-attention kernel (all heads of a decode step in one call), when the native backend runs. */
-function decodeAttentionAddon(): DecodeAttentionAddon | null {
-  if (decodeAddon === undefined) {
-    const a = nativeAddonExports();
-    decodeAddon = a !== null && typeof a.pagedAttention === 'function' ? (a as unknown as DecodeAttentionAddon) : null;
-  }
-  return getBackend().name === 'native' ? decodeAddon : null;
-}
 
 /** In-place rotate-half rotary on one head vector of width 2·half at row `p` of the tables. */
 function rotateInPlace(v: Float32Array, at: number, half: number, cos: Float32Array, sin: Float32Array, p: number): void {
@@ -403,7 +376,7 @@ export class LlamaAttention extends Module {
    * of maxT positions: every head in one native call (a call per head, plus the copies, cost more
    * than the attention itself at short contexts).
    */
-  private decodeStep(x: Tensor, cache: KVCache, layer: number, cos: Float32Array, sin: Float32Array, paged: DecodeAttentionAddon): Tensor {
+  private decodeStep(x: Tensor, cache: KVCache, layer: number, cos: Float32Array, sin: Float32Array): Tensor {
     const { nHead: H, nKVHead: KV, headDim: D } = this.config;
     const op = 'LLaMA.forwardCached';
     const qT = this.q_proj.forward(x);
@@ -417,7 +390,8 @@ export class LlamaAttention extends Module {
     kT.dispose();
     vT.dispose();
     const y = Tensor.empty([1, 1, H * D]);
-    paged.pagedAttention(q, cache.keyData(layer), cache.valueData(layer), ONE_BLOCK, ONE_SEQ, ONE_SEQ, Int32Array.of(cache.length), H, KV, D, cache.maxLength, 1 / Math.sqrt(D), y.f32(op));
+    const layout = { tables: ONE_BLOCK, tableOffsets: ONE_SEQ, queryOffsets: ONE_SEQ, starts: Int32Array.of(cache.length) };
+    pagedAttention(q, cache.keyData(layer), cache.valueData(layer), { ...layout, heads: H, kvHeads: KV, dim: D, blockSize: cache.maxLength, scale: 1 / Math.sqrt(D) }, y.f32(op));
     qT.dispose();
     const out = this.o_proj.forward(y);
     y.dispose();
@@ -427,8 +401,8 @@ export class LlamaAttention extends Module {
   /** Inference step against a KV cache (no autograd): x [B, t, C] at positions cache.length …. */
   forwardCached(x: Tensor, cache: KVCache, layer: number, cos: Float32Array, sin: Float32Array): Tensor {
     const [B, t] = x.shape as [number, number, number];
-    const paged = B === 1 && t === 1 ? decodeAttentionAddon() : null;
-    if (paged !== null) return this.decodeStep(x, cache, layer, cos, sin, paged);
+    // The native kernel only: the TypeScript reference is slower than the dense path below.
+    if (B === 1 && t === 1 && pagedAddon() !== null) return this.decodeStep(x, cache, layer, cos, sin);
     const { nHead: H, nKVHead: KV, headDim: D } = this.config;
     const half = D / 2;
     const op = 'LLaMA.forwardCached';

@@ -4,7 +4,7 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { scaledDotProductAttention } from '../../src/tensor/index.js';
 import { setBackend } from '../../src/tensor/backend/index.js';
 import { type KernelPathName, nativeAddonInfo, setNativeKernelPath } from '../../src/tensor/backend/native.js';
-import { pagedAddon, pagedAttention, pagedAttentionReference, pagedWriteKV, ropeRotateHalf, type PagedAttentionParams } from '../../src/infer/paged-attention.js';
+import { pagedAddon, pagedAttention, pagedAttentionReference, pagedWriteKV, ropeRotateHalf, type PagedAttentionParams } from '../../src/nn/paged-attention.js';
 
 let B = 16;
 

@@ -8,7 +8,7 @@ import { getBackend } from '../../tensor/backend/index.js';
 import { Tensor } from '../../tensor/tensor.js';
 import type { Module } from '../../nn/module.js';
 import { BLOCK_SIZE, type PagedKVCache } from '../paged-kv.js';
-import { pagedAttention, pagedWriteKV, ropeRotateHalf } from '../paged-attention.js';
+import { pagedAttention, pagedWriteKV, ropeRotateHalf } from '../../nn/paged-attention.js';
 import type { KVShape, PagedModel, SequenceChunk } from './types.js';
 
 /** The step's batch, flattened. */
