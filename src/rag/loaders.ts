@@ -10,6 +10,7 @@ import { extname, resolve } from 'node:path';
 import fg from 'fast-glob';
 import { Parser } from 'htmlparser2';
 import { parse as parseCsv } from 'csv-parse/sync';
+import { parseJsonlObjects } from '../io/jsonl.js';
 import { markdownSections } from './splitters.js';
 import type { Document, Metadata, MetadataValue } from './types.js';
 
@@ -212,18 +213,10 @@ function recordToDocument(rec: Record<string, unknown>, source: string, row: num
 
 export function loadJsonlString(text: string, source: string, fields: FieldMapping = {}): Document[] {
   const docs: Document[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    let rec: unknown;
-    try {
-      rec = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`${source}:${i + 1}: invalid JSON (${(e as Error).message})`);
-    }
-    if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) throw new Error(`${source}:${i + 1}: expected a JSON object per line`);
-    const d = recordToDocument(rec as Record<string, unknown>, source, i + 1, fields, 'record');
+  for (const { record, line } of parseJsonlObjects(text, source)) {
+    const d = recordToDocument(record, source, line, fields, 'record');
     if (d !== null) docs.push(d);
-  });
+  }
   return docs;
 }
 

@@ -1,6 +1,7 @@
 /** Reading benchmark files into documents (plain objects the templates read). */
 import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
+import { parseJsonlObjects } from '../../io/jsonl.js';
 import type { DatasetFormat, DatasetSpec } from './schema.js';
 import type { Doc } from './template.js';
 
@@ -58,19 +59,7 @@ function withHeader(rows: string[][], file: string): Doc[] {
 }
 
 function parseJsonl(text: string, file: string): Doc[] {
-  const docs: Doc[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`${file}: line ${i + 1} is not JSON: ${(e as Error).message}`);
-    }
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${file}: line ${i + 1} is not a JSON object`);
-    docs.push(v as Doc);
-  });
-  return docs;
+  return parseJsonlObjects(text, file).map((r) => r.record as Doc);
 }
 
 /**

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
+import { parseJsonlObjects } from '../../io/jsonl.js';
 import { Generator as Rng } from '../../tensor/random.js';
 
 export type DataRecord = Record<string, unknown>;
@@ -24,19 +25,7 @@ export function loadRecords(path: string): DataRecord[] {
       if (!Array.isArray(parsed)) throw new Error(`${path}: a .json dataset must be an array of objects (or use .jsonl)`);
       return parsed as DataRecord[];
     }
-    const out: DataRecord[] = [];
-    text.split('\n').forEach((line, i) => {
-      if (line.trim() === '') return;
-      let v: unknown;
-      try {
-        v = JSON.parse(line);
-      } catch (e) {
-        throw new Error(`${path}:${i + 1}: not valid JSON (${(e as Error).message})`);
-      }
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${path}:${i + 1}: each line must be a JSON object`);
-      out.push(v as DataRecord);
-    });
-    return out;
+    return parseJsonlObjects(text, path).map((r) => r.record);
   }
   if (ext === '.csv' || ext === '.tsv') {
     // SST-2's TSV has unescaped quotes inside sentences: quoting is off for TSV, as GLUE reads it.
