@@ -11,7 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { perplexity } from '../compress/calibrate.js';
-import { fineTune } from '../compress/distill.js';
+import { fineTune, type FineTuneOptions } from '../compress/distill.js';
 import { quantizeLlama, saveQuantizedLlama } from '../compress/index.js';
 import { enableFakeQuant } from '../compress/qat.js';
 import { isQuantFormat, type QuantFormat } from '../compress/quant/formats.js';
@@ -70,6 +70,23 @@ export function splitIds(text: string, tokenizer: Tokenizer, flag: string): Text
   } catch (e) {
     throw new UsageError(`${flag}: cannot tokenize with the model's tokenizer: ${(e as Error).message}`);
   }
+}
+
+/** fineTune with a progress bar (JSON lines with --json): loss, tokens/s and ETA every fifth of the run. */
+export function fineTuneWithProgress(io: CommandIO, json: boolean, options: Omit<FineTuneOptions, 'onStep'>): ReturnType<typeof fineTune> {
+  const { steps, batchSize, blockSize, lr } = options;
+  const progress = new ProgressReporter({ out: io.stdout, err: io.stderr, json, maxIters: steps, logInterval: Math.max(1, Math.floor(steps / 5)) });
+  let last = performance.now();
+  const result = fineTune({
+    ...options,
+    onStep: (iter, loss) => {
+      const now = performance.now();
+      progress.iteration({ iter, loss, lr, ms: now - last, tokens_per_s: (batchSize * blockSize * 1000) / (now - last) });
+      last = now;
+    },
+  });
+  progress.finish();
+  return result;
 }
 
 export async function loadLlamaDir(dir: string): Promise<Llama> {
@@ -231,23 +248,7 @@ export async function runQatCommand(modelDir: string, flags: QatFlags, io: Comma
   const lr = flags.lr ?? 3e-4;
   const tune = (model: Llama, label: string): void => {
     note(label);
-    const progress = new ProgressReporter({ out: io.stdout, err: io.stderr, json, maxIters: steps, logInterval: Math.max(1, Math.floor(steps / 5)) });
-    let last = performance.now();
-    fineTune({
-      model,
-      dataset: ds,
-      steps,
-      batchSize,
-      blockSize: block,
-      lr,
-      weightDecay: 0,
-      onStep: (iter, loss) => {
-        const now = performance.now();
-        progress.iteration({ iter, loss, lr, ms: now - last, tokens_per_s: (batchSize * block * 1000) / (now - last) });
-        last = now;
-      },
-    });
-    progress.finish();
+    fineTuneWithProgress(io, json, { model, dataset: ds, steps, batchSize, blockSize: block, lr, weightDecay: 0 });
   };
   const qat = await loadLlamaDir(modelDir);
   const undo = enableFakeQuant(qat, format, { include: /^model\.layers\./ });

@@ -7,12 +7,10 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { perplexity } from '../compress/calibrate.js';
-import { fineTune } from '../compress/distill.js';
 import { Llama, type LlamaConfigInput, llamaConfigFromHF, parseLlamaConfig } from '../models/llama.js';
 import { Generator } from '../tensor/random.js';
 import { UsageError } from '../train/config.js';
-import { ProgressReporter } from '../train/progress.js';
-import { copyTokenizer, defaultIO, loadLlamaDir, modelTokenizer, readText, splitIds } from './compress.js';
+import { copyTokenizer, defaultIO, fineTuneWithProgress, loadLlamaDir, modelTokenizer, readText, splitIds } from './compress.js';
 import { type CommandIO, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber } from './train.js';
 
 export interface DistillFlags {
@@ -65,9 +63,7 @@ export async function runDistill(flags: DistillFlags, io: CommandIO = defaultIO(
   const lr = flags.lr ?? 1e-3;
   const train = (model: Llama, withTeacher: boolean, label: string): number => {
     note(`${label}: ${steps} steps`);
-    const progress = new ProgressReporter({ out: io.stdout, err: io.stderr, json, maxIters: steps, logInterval: Math.max(1, Math.floor(steps / 5)) });
-    let last = performance.now();
-    fineTune({
+    fineTuneWithProgress(io, json, {
       model,
       dataset: ds,
       steps,
@@ -79,13 +75,7 @@ export async function runDistill(flags: DistillFlags, io: CommandIO = defaultIO(
       alpha: flags.alpha ?? 0.5,
       temperature: flags.temperature ?? 1,
       hidden: withTeacher && (flags.hiddenWeight ?? 0) > 0 ? { weight: flags.hiddenWeight! } : undefined,
-      onStep: (iter, loss) => {
-        const now = performance.now();
-        progress.iteration({ iter, loss, lr, ms: now - last, tokens_per_s: (batchSize * block * 1000) / (now - last) });
-        last = now;
-      },
     });
-    progress.finish();
     return perplexity(model, ds.val, block, { maxWindows: 64 });
   };
   const student = new Llama(config, { generator: new Generator(seed) });

@@ -6,11 +6,9 @@
 import type { Command } from 'commander';
 import { dirBytes, measureSpeed } from '../compress/index.js';
 import { perplexity } from '../compress/calibrate.js';
-import { fineTune } from '../compress/distill.js';
 import { factorizeModel, saveLowRankLlama } from '../compress/lowrank.js';
 import { UsageError } from '../train/config.js';
-import { ProgressReporter } from '../train/progress.js';
-import { copyTokenizer, defaultIO, loadLlamaDir, modelTokenizer, readText, splitIds, stepProgress, trainingTextOf } from './compress.js';
+import { copyTokenizer, defaultIO, fineTuneWithProgress, loadLlamaDir, modelTokenizer, readText, splitIds, stepProgress, trainingTextOf } from './compress.js';
 import { type CommandIO, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber } from './train.js';
 
 export interface LowRankFlags {
@@ -42,22 +40,7 @@ export async function runLowRank(modelDir: string, flags: LowRankFlags, io: Comm
   const reports = factorizeModel(model, { rank: flags.rank, energy: flags.energy, include: /^model\.layers\./, onLayer: (_n, d, t) => progress.update('SVD of layer', d, t) });
   progress.finish();
   if (steps > 0 && ds !== null) {
-    const bar = new ProgressReporter({ out: io.stdout, err: io.stderr, json, maxIters: steps, logInterval: Math.max(1, Math.floor(steps / 5)) });
-    let last = performance.now();
-    fineTune({
-      model,
-      dataset: ds,
-      steps,
-      batchSize: 16,
-      blockSize: block,
-      lr: flags.lr ?? 3e-4,
-      onStep: (iter, loss) => {
-        const now = performance.now();
-        bar.iteration({ iter, loss, lr: flags.lr ?? 3e-4, ms: now - last, tokens_per_s: (16 * block * 1000) / (now - last) });
-        last = now;
-      },
-    });
-    bar.finish();
+    fineTuneWithProgress(io, json, { model, dataset: ds, steps, batchSize: 16, blockSize: block, lr: flags.lr ?? 3e-4 });
   }
   model.eval();
   const ranks = Object.fromEntries(reports.filter((r) => r.rank !== null).map((r) => [r.name, r.rank!]));

@@ -8,13 +8,11 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { measureSpeed, dirBytes } from '../compress/index.js';
 import { perplexity } from '../compress/calibrate.js';
-import { fineTune } from '../compress/distill.js';
 import { applyMasks, cubicSparsity, magnitudeMasks, pruneHeads, pruneLayers, pruneNeurons, sparsityOf, taylorImportance } from '../compress/prune.js';
 import type { Llama } from '../models/llama.js';
 import { Generator } from '../tensor/random.js';
 import { UsageError } from '../train/config.js';
-import { ProgressReporter } from '../train/progress.js';
-import { copyTokenizer, defaultIO, loadLlamaDir, modelTokenizer, readText, splitIds, trainingTextOf } from './compress.js';
+import { copyTokenizer, defaultIO, fineTuneWithProgress, loadLlamaDir, modelTokenizer, readText, splitIds, trainingTextOf } from './compress.js';
 import { type CommandIO, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseUnitInterval } from './train.js';
 
 export interface PruneFlags {
@@ -57,23 +55,7 @@ export async function runPrune(modelDir: string, flags: PruneFlags, io: CommandI
   const lr = flags.lr ?? 3e-4;
   const train = (m: Llama, n: number, afterStep?: (s: number) => void): void => {
     if (n <= 0 || ds === null) return;
-    const progress = new ProgressReporter({ out: io.stdout, err: io.stderr, json, maxIters: n, logInterval: Math.max(1, Math.floor(n / 5)) });
-    let last = performance.now();
-    fineTune({
-      model: m,
-      dataset: ds,
-      steps: n,
-      batchSize,
-      blockSize: block,
-      lr,
-      afterStep,
-      onStep: (iter, loss) => {
-        const now = performance.now();
-        progress.iteration({ iter, loss, lr, ms: now - last, tokens_per_s: (batchSize * block * 1000) / (now - last) });
-        last = now;
-      },
-    });
-    progress.finish();
+    fineTuneWithProgress(io, json, { model: m, dataset: ds, steps: n, batchSize, blockSize: block, lr, afterStep });
   };
   let result: Llama = model;
   if (method === 'magnitude') {
