@@ -265,6 +265,26 @@ export class WeftServer {
   }
 
   /** Submits sequences to the engine, tracking capacity, metrics, timeout and cancellation. */
+  /** A non-streamed generation: runs every request to its end (cancelled if the client goes), errors thrown. */
+  private async generateAll(served: Served, requests: EngineRequest[], arrival: number, reply: FastifyReply): Promise<SeqResult[]> {
+    const gen = this.generate(served, requests, arrival);
+    cancelOnDisconnect(reply, gen);
+    gen.start();
+    const results = await gen.results;
+    throwIfFailed(gen, results, this.options.timeoutS);
+    return results;
+  }
+
+  /** Starts an opened stream's generation and ends the stream: an error event, or the usage chunk (when asked) and [DONE]. */
+  private async streamToEnd(sse: SseWriter, gen: Generation, usageChunk: ((results: SeqResult[]) => unknown) | null): Promise<void> {
+    gen.start();
+    const results = await gen.results;
+    if (!sse.finishWithError(gen, results, this.options.timeoutS)) {
+      if (usageChunk !== null) sse.send(usageChunk(results));
+      sse.done();
+    }
+  }
+
   private generate(served: Served, requests: EngineRequest[], arrival: number, hooks: GenerationHooks = {}): Generation {
     if (this.inflightSeqs + requests.length > this.options.maxBatch + this.options.maxQueue) throw overloaded(this.retryAfterS());
     this.inflightSeqs += requests.length;
@@ -496,20 +516,11 @@ export class WeftServer {
       });
       sse.open(gen);
       if (echoTexts !== null) requests.forEach((_r, i) => sse.send({ ...base, choices: [{ index: i, text: echoTexts[Math.floor(i / n)], logprobs: null, finish_reason: null }] }));
-      gen.start();
-      const results = await gen.results;
-      if (!sse.finishWithError(gen, results, this.options.timeoutS)) {
-        if (includeUsage) sse.send({ ...base, choices: [], usage: usageOf(results, promptTokens, n) });
-        sse.done();
-      }
+      await this.streamToEnd(sse, gen, includeUsage ? (results) => ({ ...base, choices: [], usage: usageOf(results, promptTokens, n) }) : null);
       return reply;
     }
 
-    const gen = this.generate(served, requests, arrival);
-    cancelOnDisconnect(reply, gen);
-    gen.start();
-    const results = await gen.results;
-    throwIfFailed(gen, results, this.options.timeoutS);
+    const results = await this.generateAll(served, requests, arrival, reply);
     return {
       ...base,
       choices: results.map((r, i) => ({
@@ -608,20 +619,11 @@ export class WeftServer {
       });
       sse.open(gen);
       requests.forEach((_r, i) => sse.send({ ...base, choices: [{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], ...usageNull }));
-      gen.start();
-      const results = await gen.results;
-      if (!sse.finishWithError(gen, results, this.options.timeoutS)) {
-        if (includeUsage) sse.send({ ...base, choices: [], usage: usageOf(results, ids.length, n) });
-        sse.done();
-      }
+      await this.streamToEnd(sse, gen, includeUsage ? (results) => ({ ...base, choices: [], usage: usageOf(results, ids.length, n) }) : null);
       return reply;
     }
 
-    const gen = this.generate(served, requests, arrival);
-    cancelOnDisconnect(reply, gen);
-    gen.start();
-    const results = await gen.results;
-    throwIfFailed(gen, results, this.options.timeoutS);
+    const results = await this.generateAll(served, requests, arrival, reply);
     return {
       ...base,
       object: 'chat.completion',
