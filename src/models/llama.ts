@@ -20,7 +20,7 @@ import { defaultGenerator, Generator } from '../tensor/random.js';
 import { formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Module, ModuleList } from '../nn/module.js';
-import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { Embedding, Linear, RMSNorm, swigluInference } from '../nn/layers.js';
 import { normal_, withoutInit } from '../nn/init.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
@@ -487,16 +487,7 @@ export class LlamaMLP extends Module {
 
   /** Inference: intermediates go straight back to the pool. */
   forwardInference(x: Tensor): Tensor {
-    const gate = this.gate_proj.forward(x);
-    const act = silu(gate);
-    gate.dispose();
-    const up = this.up_proj.forward(x);
-    const h = mul(act, up);
-    act.dispose();
-    up.dispose();
-    const out = this.down_proj.forward(h);
-    h.dispose();
-    return out;
+    return swigluInference(this, x);
   }
 }
 

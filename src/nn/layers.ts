@@ -1,5 +1,5 @@
 /** The basic layers: Linear, Conv1D (GPT-2's in×out linear), Embedding, LayerNorm, RMSNorm, Dropout. */
-import { linear, layerNorm, rmsNorm, embedding, dropout } from '../tensor/index.js';
+import { linear, layerNorm, rmsNorm, embedding, dropout, mul, silu } from '../tensor/index.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { normal_, ones_, uniform_, zeros_ } from './init.js';
@@ -144,4 +144,21 @@ export class Dropout extends Module {
   forward(x: Tensor): Tensor {
     return dropout(x, this.p, { training: this.training, generator: this.generator });
   }
+}
+
+/**
+ * down(silu(gate(x)) · up(x)) for inference, freeing each intermediate as soon as it is used (no
+ * autograd graph keeps them): the SwiGLU feed-forward of LLaMA and PaLM at decode time.
+ */
+export function swigluInference(m: { gate_proj: Linear; up_proj: Linear; down_proj: Linear }, x: Tensor): Tensor {
+  const gate = m.gate_proj.forward(x);
+  const act = silu(gate);
+  gate.dispose();
+  const up = m.up_proj.forward(x);
+  const h = mul(act, up);
+  act.dispose();
+  up.dispose();
+  const out = m.down_proj.forward(h);
+  h.dispose();
+  return out;
 }

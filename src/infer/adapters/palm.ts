@@ -4,7 +4,8 @@
  * attention (one key/value head, so the cache is one head wide), rotary (rotate-half, PaLM's own
  * angle formula) and the tied head.
  */
-import { add, linear, mul, silu } from '../../tensor/index.js';
+import { add, linear } from '../../tensor/index.js';
+import { swigluInference } from '../../nn/layers.js';
 import { Tensor } from '../../tensor/tensor.js';
 import type { Module } from '../../nn/module.js';
 import { PaLM } from '../../models/palm.js';
@@ -65,17 +66,8 @@ export class PaLMPagedModel extends PagedDecoder {
     v.dispose();
     const a = block.attn.o_proj.forward(y);
     y.dispose();
-    const mlp = block.mlp;
-    const gate = mlp.gate_proj.forward(h);
-    const act = silu(gate);
-    gate.dispose();
-    const up = mlp.up_proj.forward(h);
+    const m = swigluInference(block.mlp, h);
     h.dispose();
-    const prod = mul(act, up);
-    act.dispose();
-    up.dispose();
-    const m = mlp.down_proj.forward(prod);
-    prod.dispose();
     const xa = add(x, a);
     a.dispose();
     const out = add(xa, m);
