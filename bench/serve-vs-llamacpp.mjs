@@ -8,7 +8,7 @@
  * llama.cpp runs through node-llama-cpp (bench/anchors: its prebuilt CPU binary, never rebuilt);
  * both sides get the same thread count (default 1: llama.cpp's default threading spins, and on a
  * shared machine one thread each is the stable comparison). Weft runs through its inference engine
- * (src/infer/engine.ts, what `weft serve` runs) when the build has it, else Llama.forwardCached.
+ * (src/infer/engine.ts, what `weft serve` runs), or with --weft model Llama.forwardCached.
  *
  *   npm run build   # dist/ must be current
  *   node bench/serve-vs-llamacpp.mjs [--model model.gguf] [--threads 1] [--pp 512] [--tg 128]
@@ -18,9 +18,7 @@
  * Without --model it writes (once) a random-weight LLaMA to /tmp/weft-bench-llama-f32.gguf: 4
  * layers, width 512, SwiGLU 1376, 8 heads, untied head, about 45M parameters, with the Llama-2
  * SentencePiece vocabulary taken from ../shared/data/models/llama-2-tiny-random (llama.cpp wants a
- * real tokenizer). It uses exportGGUF (src/io/gguf-export.ts) when the build has it, else writes the
- * file here with the GGUF writer of src/io/gguf.ts (q/k rows permuted back to Meta's interleaved
- * rotary layout, as llama.cpp's converter stores them).
+ * real tokenizer), written with exportGGUF (src/io/gguf-export.ts).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -84,80 +82,6 @@ const CONFIG = {
   initializerRange: 0.05,
 };
 
-/** Inverse of llama.ts interleavedToRotateHalf: HF rotate-half rows → Meta's interleaved rows. */
-function rotateHalfToInterleaved(w, nHeads, headDim, cols) {
-  const out = new Float32Array(w.length);
-  const half = headDim / 2;
-  for (let h = 0; h < nHeads; h++) {
-    const base = h * headDim;
-    for (let j = 0; j < half; j++) {
-      out.set(w.subarray((base + j) * cols, (base + j + 1) * cols), (base + 2 * j) * cols);
-      out.set(w.subarray((base + j + half) * cols, (base + j + half + 1) * cols), (base + 2 * j + 1) * cols);
-    }
-  }
-  return out;
-}
-
-const GGUF_NAMES = {
-  input_layernorm: 'attn_norm',
-  'self_attn.q_proj': 'attn_q',
-  'self_attn.k_proj': 'attn_k',
-  'self_attn.v_proj': 'attn_v',
-  'self_attn.o_proj': 'attn_output',
-  post_attention_layernorm: 'ffn_norm',
-  'mlp.gate_proj': 'ffn_gate',
-  'mlp.up_proj': 'ffn_up',
-  'mlp.down_proj': 'ffn_down',
-};
-
-function ggufName(hf) {
-  if (hf === 'model.embed_tokens.weight') return 'token_embd.weight';
-  if (hf === 'model.norm.weight') return 'output_norm.weight';
-  if (hf === 'lm_head.weight') return 'output.weight';
-  const m = /^model\.layers\.(\d+)\.(.+)\.weight$/.exec(hf);
-  if (m === null || GGUF_NAMES[m[2]] === undefined) throw new Error(`no GGUF name for ${hf}`);
-  return `blk.${m[1]}.${GGUF_NAMES[m[2]]}.weight`;
-}
-
-/** Writes `model` as an f32 LLaMA GGUF with the vocabulary of `vocabPath` (llama.cpp's key names). */
-async function writeGGUF(model, vocabPath, outPath) {
-  const { readGGUFFile, saveGGUFSync } = await dist('io/gguf.js');
-  const vocab = readGGUFFile(vocabPath);
-  const c = model.config;
-  const u32 = (value) => ({ type: 'uint32', value });
-  const f32 = (value) => ({ type: 'float32', value });
-  const meta = [
-    ['general.architecture', { type: 'string', value: 'llama' }],
-    ['general.name', { type: 'string', value: 'weft-bench-llama-f32' }],
-    ['general.file_type', u32(0)], // ALL_F32
-    ['llama.vocab_size', u32(c.vocabSize)],
-    ['llama.context_length', u32(c.maxPositionEmbeddings)],
-    ['llama.embedding_length', u32(c.hiddenSize)],
-    ['llama.block_count', u32(c.nLayer)],
-    ['llama.feed_forward_length', u32(c.intermediateSize)],
-    ['llama.rope.dimension_count', u32(c.headDim)],
-    ['llama.attention.head_count', u32(c.nHead)],
-    ['llama.attention.head_count_kv', u32(c.nKVHead)],
-    ['llama.attention.layer_norm_rms_epsilon', f32(c.rmsNormEps)],
-    ['llama.rope.freq_base', f32(c.ropeTheta)],
-  ];
-  for (const [k, v] of vocab.metadata) if (k.startsWith('tokenizer.')) meta.push([k, v]);
-  const tensors = [];
-  for (const [name, t] of model.stateDict()) {
-    let data = t.f32('writeGGUF');
-    const q = /self_attn\.(q|k)_proj\.weight$/.exec(name);
-    if (q !== null) data = rotateHalfToInterleaved(data, q[1] === 'q' ? c.nHead : c.nKVHead, c.headDim, c.hiddenSize);
-    const copy = Float32Array.from(data);
-    tensors.push({
-      name: ggufName(name),
-      dims: [...t.shape].reverse(), // ggml: ne[0] is the fastest-moving (column) dimension
-      type: 0, // F32
-      data: new Uint8Array(copy.buffer, copy.byteOffset, copy.byteLength),
-    });
-  }
-  saveGGUFSync(outPath, meta, tensors);
-}
-
 async function ensureModel() {
   if (args.model !== undefined) return resolve(args.model);
   const path = '/tmp/weft-bench-llama-f32.gguf';
@@ -166,19 +90,10 @@ async function ensureModel() {
   const { Llama } = await dist('models/llama.js');
   const { Generator } = await dist('tensor/random.js');
   const model = new Llama(CONFIG, { generator: new Generator(20260701) });
-  if (has('io/gguf-export.js')) {
-    try {
-      const { exportGGUF } = await dist('io/gguf-export.js');
-      const { tokenizerFromGGUF } = await dist('tokenizers/formats/gguf-vocab.js');
-      await exportGGUF(model, tokenizerFromGGUF(VOCAB_GGUF), path, 'f32');
-      log(`wrote ${path} with exportGGUF`);
-      return path;
-    } catch (e) {
-      log(`exportGGUF failed (${e.message}); writing the file with the bench's own GGUF writer`);
-    }
-  }
-  await writeGGUF(model, VOCAB_GGUF, path);
-  log(`wrote ${path} with the bench's own GGUF writer${has('io/gguf-export.js') ? '' : ' (src/io/gguf-export.ts is not built)'}`);
+  const { exportGGUF } = await dist('io/gguf-export.js');
+  const { tokenizerFromGGUF } = await dist('tokenizers/formats/gguf-vocab.js');
+  await exportGGUF(model, tokenizerFromGGUF(VOCAB_GGUF), path, 'f32');
+  log(`wrote ${path} with exportGGUF`);
   return path;
 }
 
@@ -203,7 +118,7 @@ async function weftRunner(path) {
   native.setNativeThreads?.(threads);
   const backend = (await dist('tensor/backend/index.js')).getBackend().name;
   if (args.weft !== 'engine' && args.weft !== 'model') throw new Error(`serve-vs-llamacpp: --weft must be engine or model, got '${args.weft}'`);
-  if (args.weft === 'engine' && has('infer/engine.js') && has('infer/load.js')) {
+  if (args.weft === 'engine') {
     const { loadModel } = await dist('infer/load.js');
     const { Engine } = await dist('infer/engine.js');
     const loaded = await loadModel(path);
