@@ -77,29 +77,38 @@ export function dequantizeGGUF(info: GGUFTensorInfo, bytes: Uint8Array): Float32
 
 export interface GGUFWithTensors {
   file: GGUFFile;
+  /** The file's bytes (tensor data at file.dataOffset + info.offset). */
+  bytes: Uint8Array;
   /** name → float32 tensor, row-major with ggml's dims reversed. */
   tensors: Map<string, Tensor>;
 }
 
-/** Parses GGUF bytes and dequantises every tensor. */
-export function parseGGUFTensors(bytes: Uint8Array, source = '<buffer>'): GGUFWithTensors {
+/**
+ * Parses GGUF bytes and dequantises every tensor, except those `keepRaw` names: they get zeros of
+ * their shape, for a caller that reads their blocks itself (quantized layers), saving the work.
+ */
+export function parseGGUFTensors(bytes: Uint8Array, source = '<buffer>', keepRaw?: (info: GGUFTensorInfo) => boolean): GGUFWithTensors {
   const file = parseGGUF(bytes, source);
   const tensors = new Map<string, Tensor>();
   for (const info of file.tensors) {
+    const shape = [...info.dims].reverse();
+    if (keepRaw?.(info) === true) {
+      tensors.set(info.name, Tensor.zeros(shape));
+      continue;
+    }
     const start = file.dataOffset + info.offset;
-    const data = dequantizeGGUF(info, bytes.subarray(start, start + info.byteSize));
-    tensors.set(info.name, Tensor.fromArray(data, [...info.dims].reverse()));
+    tensors.set(info.name, Tensor.fromArray(dequantizeGGUF(info, bytes.subarray(start, start + info.byteSize)), shape));
   }
-  return { file, tensors };
+  return { file, bytes, tensors };
 }
 
-/** Reads a .gguf file with its tensors dequantised to float32. */
-export function readGGUFTensors(path: string): GGUFWithTensors {
+/** Reads a .gguf file with its tensors dequantised to float32 (but those `keepRaw` names: see parseGGUFTensors). */
+export function readGGUFTensors(path: string, keepRaw?: (info: GGUFTensorInfo) => boolean): GGUFWithTensors {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
   } catch (e) {
     throw new Error(`gguf: cannot read ${path}: ${(e as Error).message}`);
   }
-  return parseGGUFTensors(bytes, path);
+  return parseGGUFTensors(bytes, path, keepRaw);
 }

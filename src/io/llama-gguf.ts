@@ -9,7 +9,7 @@
 import { withoutInit } from '../nn/init.js';
 import { Llama, type LlamaConfigInput, interleavedToRotateHalf } from '../models/llama.js';
 import { Tensor } from '../tensor/tensor.js';
-import { type GGUFFile, ggufGet, ggufInt, ggufString, ggufStringArray } from './gguf.js';
+import { type GGUFFile, type GGUFTensorInfo, ggufGet, ggufInt, ggufString, ggufStringArray } from './gguf.js';
 import { readGGUFTensors } from './gguf-tensors.js';
 
 function ggufFloat(file: GGUFFile, key: string): number | undefined {
@@ -86,7 +86,15 @@ export function hfNameFromGGUF(name: string): string {
 
 /** Loads a LLaMA / Qwen2 .gguf (tensors dequantised to float32). */
 export function loadLlamaGGUF(path: string): Llama {
-  const { file, tensors } = readGGUFTensors(path);
+  return loadLlamaGGUFFile(path).model;
+}
+
+/**
+ * loadLlamaGGUF, with the tensors `keepRaw` names left as zeros instead of dequantised (the caller
+ * replaces their layers from the returned file's blocks), and the parsed file with its bytes.
+ */
+export function loadLlamaGGUFFile(path: string, keepRaw?: (info: GGUFTensorInfo) => boolean): { model: Llama; file: GGUFFile; bytes: Uint8Array } {
+  const { file, bytes, tensors } = readGGUFTensors(path, keepRaw);
   const config = llamaConfigFromGGUF(file, tensors, path);
   const model = withoutInit(() => new Llama(config));
   const c = model.config;
@@ -106,5 +114,5 @@ export function loadLlamaGGUF(path: string): Llama {
     }
   }
   model.loadHFTensors(hf, path);
-  return model;
+  return { model, file, bytes };
 }

@@ -9,15 +9,14 @@
  * the format's packed bytes, see formats.ts) and for int8 `N.scales` (F32 [rows]); every other tensor
  * (embeddings, norms, biases, unquantized layers) is stored as in the model's state dict.
  */
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { Conv1D, Linear } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { writeFileAtomic } from '../../io/atomic.js';
-import { parseGGUF } from '../../io/gguf.js';
-import { hfNameFromGGUF, loadLlamaGGUF } from '../../io/llama-gguf.js';
+import type { GGUFTensorInfo } from '../../io/gguf.js';
+import { hfNameFromGGUF, loadLlamaGGUFFile } from '../../io/llama-gguf.js';
 import { parseSafetensorsHeader } from '../../io/safetensors.js';
 import { GPT } from '../../models/gpt.js';
 import { gptConfigFromHF } from '../../models/config.js';
@@ -281,20 +280,20 @@ function permuteRowsToRotateHalf(bytes: Uint8Array, nHeads: number, headDim: num
  * the memory and speed of the quantized file, not of its f32 expansion. Other tensors load as f32.
  */
 export function loadQuantizedGGUF(path: string): { model: Llama; replaced: string[] } {
-  const model = loadLlamaGGUF(path);
+  // Block-quantized matrices other than the token embedding (which stays a dequantized lookup table)
+  // become QuantizedLinear layers: they are read from their blocks, never dequantised.
+  const quantizedLayer = (info: GGUFTensorInfo): boolean => GGML_TO_FORMAT[info.typeName] !== undefined && info.dims.length === 2 && info.name !== 'token_embd.weight';
+  const { model, file, bytes } = loadLlamaGGUFFile(path, quantizedLayer);
   const c = model.config;
-  const bytes = new Uint8Array(readFileSync(path));
-  const file = parseGGUF(bytes, path);
   const modules = new Map(model.namedModules());
   const replaced: string[] = [];
   for (const info of file.tensors) {
-    const format = GGML_TO_FORMAT[info.typeName];
-    if (format === undefined || info.dims.length !== 2) continue;
-    const hfName = hfNameFromGGUF(info.name);
-    const moduleName = hfName.replace(/\.weight$/, '');
+    if (!quantizedLayer(info)) continue;
+    const format = GGML_TO_FORMAT[info.typeName]!;
+    const moduleName = hfNameFromGGUF(info.name).replace(/\.weight$/, '');
     const layer = modules.get(moduleName);
-    // The embedding stays a (dequantized) lookup table; the head runs quantized like llama.cpp's.
-    if (!(layer instanceof Linear)) continue;
+    // The head runs quantized too, like llama.cpp's.
+    if (!(layer instanceof Linear)) throw new Error(`gguf ${path}: quantized tensor '${info.name}' is not a linear layer's weight (only those and the token embedding may be ${info.typeName})`);
     const [cols, rows] = info.dims as [number, number];
     let data: Uint8Array = bytes.slice(file.dataOffset + info.offset, file.dataOffset + info.offset + info.byteSize);
     const qk = /\.self_attn\.(q|k)_proj$/.exec(moduleName);
