@@ -10,7 +10,6 @@
  * while there is work, so submissions and cancellations from the same thread get in between steps.
  * step() is public for tests and for callers that drive it themselves.
  */
-import { isUtf8 } from 'node:buffer';
 import { mean } from '../tensor/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ConstraintSpec, EngineEvent, EngineRequest, EngineStats, FinishReason, InferenceEngine, TokenConstraint, TokenLogprob } from './api.js';
@@ -314,7 +313,8 @@ export class Engine implements InferenceEngine {
 
   private expireTimeouts(): void {
     const now = performance.now();
-    for (const r of [...this.requests.values()]) {
+    // Deleting the entry being visited is safe while iterating a Map: no copy needed.
+    for (const r of this.requests.values()) {
       const limit = r.req.timeoutMs;
       if (limit !== undefined && now - r.arrival > limit) this.finish(r, 'timeout', '');
     }
@@ -396,13 +396,15 @@ export class Engine implements InferenceEngine {
     return event;
   }
 
-  /** The token's text and UTF-8 bytes for logprobs (a lone piece of a multi-byte character keeps its raw bytes). */
+  /**
+   * The token's text and the UTF-8 bytes of that text, for logprobs. (A lone piece of a multi-byte
+   * character decodes to U+FFFD, so its bytes are those of U+FFFD, not the raw byte.)
+   */
   private tokenText(id: number): TokenText {
     let t = this.tokenTexts.get(id);
     if (t === undefined) {
       const text = this.model.tokenizer.decode([id]);
-      const bytes = [...Buffer.from(text, 'utf8')];
-      t = { token: text, bytes: isUtf8(Buffer.from(bytes)) ? bytes : [] };
+      t = { token: text, bytes: [...Buffer.from(text, 'utf8')] };
       this.tokenTexts.set(id, t);
     }
     return t;
