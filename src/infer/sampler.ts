@@ -310,7 +310,7 @@ export class RequestSampler {
       return { ids: Int32Array.of(id), probs: Float64Array.of(1) };
     }
     const { ids, weights, total } = this.candidates(processed);
-    const order = ids === null ? Array.from({ length: processed.length }, (_, i) => i) : Array.from({ length: ids.length }, (_, i) => i);
+    const order = Array.from({ length: ids === null ? processed.length : ids.length }, (_, i) => i);
     const idAt = (j: number): number => (ids === null ? j : ids[j]!);
     order.sort((x, y) => processed[idAt(y)]! - processed[idAt(x)]! || idAt(x) - idAt(y));
     return { ids: Int32Array.from(order, idAt), probs: Float64Array.from(order, (j) => weights[j]! / total) };
