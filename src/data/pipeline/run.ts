@@ -457,8 +457,8 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     }
     const wantChars = settings.tokenizer === null;
     try {
-      type Open = { batches: Promise<CleanBatchResult>[]; batch: Doc[]; docs: number; bytes: number };
-      const open = (): Open => ({ batches: [], batch: [], docs: 0, bytes: 0 });
+      type Open = { batches: Promise<CleanBatchResult>[]; batch: Doc[]; docs: number };
+      const open = (): Open => ({ batches: [], batch: [], docs: 0 });
       let cur = open();
       const queue: Open[] = [];
       const commitChunk = async (c: Open): Promise<void> => {
@@ -493,7 +493,8 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
         }
         manifest.clean.chunks.push({ docs: kept.length });
         manifest.clean.docsRead += c.docs;
-        manifest.clean.bytesRead += c.bytes;
+        // The workers measured each input document's bytes (bytesIn): no second pass over the text here.
+        manifest.clean.bytesRead += results.reduce((n, r) => n + r.bytesIn, 0);
         commit();
         progress({ stage: 'clean', docs: manifest.clean.docsRead, bytes: manifest.clean.bytesRead, totalBytes, tokens: 0, shards: 0, fraction: totalBytes > 0 ? Math.min(1, manifest.clean.bytesRead / totalBytes) : null });
       };
@@ -509,7 +510,6 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
         }
         cur.batch.push(doc);
         cur.docs++;
-        cur.bytes += Buffer.byteLength(doc.text, 'utf8');
         if (cur.batch.length >= batchDocs) flushBatch();
         if (cur.docs >= settings.chunkDocs) {
           flushBatch();

@@ -38,9 +38,8 @@ export class StageStatsCollector {
     return (this.stats.counters ??= {});
   }
 
-  /** Count a document entering the stage; returns its UTF-8 size (reuse it for `out` when unchanged). */
-  in(doc: Doc): number {
-    const bytes = utf8Bytes(doc.text);
+  /** Count a document entering the stage; returns its UTF-8 size (`bytes` when the caller knows it; reuse it for `out` when unchanged). */
+  in(doc: Doc, bytes = utf8Bytes(doc.text)): number {
     this.stats.docsIn++;
     this.stats.bytesIn += bytes;
     return bytes;
@@ -110,14 +109,20 @@ export function transformStage(transform: DocTransform): DocStage {
 
 /** Run one stage on one document, recording it; returns the kept document or null. */
 export function runStage(stage: DocStage, doc: Doc, collector: StageStatsCollector): Doc | null {
-  const bytesIn = collector.in(doc);
+  return runMeasuredStage(stage, doc, collector, utf8Bytes(doc.text))?.doc ?? null;
+}
+
+/** runStage for a document of known UTF-8 size; returns the output with its size (measured only when the text changed). */
+function runMeasuredStage(stage: DocStage, doc: Doc, collector: StageStatsCollector, bytes: number): { doc: Doc; bytes: number } | null {
+  collector.in(doc, bytes);
   const r = stage.process(doc, collector.counters);
   if (!r.keep) {
     collector.drop(r.rule, doc);
     return null;
   }
-  collector.out(r.doc, r.doc.text === doc.text ? bytesIn : undefined);
-  return r.doc;
+  const bytesOut = r.doc.text === doc.text ? bytes : utf8Bytes(r.doc.text);
+  collector.out(r.doc, bytesOut);
+  return { doc: r.doc, bytes: bytesOut };
 }
 
 /** A chain of stages with one collector each: the single-thread building block of run.ts workers. */
@@ -140,14 +145,23 @@ export class StageChain {
 
   /** The document after every stage, or null when one dropped it. */
   process(doc: Doc): Doc | null {
-    let cur: Doc | null = doc;
+    return this.processMeasured(doc, utf8Bytes(doc.text))?.doc ?? null;
+  }
+
+  /**
+   * process() for a document of known UTF-8 size, returning the output's size too: each document is
+   * measured once, then again only after a stage changes its text (not once per stage).
+   */
+  processMeasured(doc: Doc, bytes: number): { doc: Doc; bytes: number } | null {
+    let cur: { doc: Doc; bytes: number } | null = { doc, bytes };
     for (let i = 0; i < this.stages.length && cur !== null; i++) {
       const collector = this.collectors[i] as StageStatsCollector;
+      const stage = this.stages[i] as DocStage;
       if (this.timed) {
         const t0 = performance.now();
-        cur = runStage(this.stages[i] as DocStage, cur, collector);
+        cur = runMeasuredStage(stage, cur.doc, collector, cur.bytes);
         collector.addSeconds((performance.now() - t0) / 1000);
-      } else cur = runStage(this.stages[i] as DocStage, cur, collector);
+      } else cur = runMeasuredStage(stage, cur.doc, collector, cur.bytes);
     }
     return cur;
   }

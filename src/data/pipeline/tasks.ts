@@ -130,10 +130,12 @@ export class Cleaner {
     const sketches: { bandKeys: Float64Array; sig16: Uint16Array; shingles: number }[] = [];
     let bytesIn = 0;
     for (const input of docs) {
-      bytesIn += Buffer.byteLength(input.text, 'utf8');
-      const doc = chain.process(input);
-      if (doc === null) continue;
-      kept.push({ id: doc.id, source: doc.source, lang: doc.lang ?? 'und', text: doc.text, bytes: Buffer.byteLength(doc.text, 'utf8') });
+      const size = Buffer.byteLength(input.text, 'utf8');
+      bytesIn += size;
+      const out = chain.processMeasured(input, size);
+      if (out === null) continue;
+      const doc = out.doc;
+      kept.push({ id: doc.id, source: doc.source, lang: doc.lang ?? 'und', text: doc.text, bytes: out.bytes });
       if (this.config.dedup !== 'none') hashes.push(exactHash(doc.text));
       if (this.hasher !== null) sketches.push(this.hasher.sketch(doc.text));
     }
