@@ -242,6 +242,77 @@ class BpeCore {
     return written;
   }
 
+  /**
+   * GPT-2's pre-tokenizer pattern over text (src/tokenizers/pre-tokenizers/byte-level.ts scanGpt2,
+   * the oracle, which documents the pattern), writing [start, end) spans; classes[u] is the class of
+   * BMP unit u (1 letter, 2 number, 3 white space, 4 other, surrogates other). Returns the number of
+   * spans, or -1 at the first surrogate pair: astral classes are left to the TypeScript scanner.
+   */
+  int64_t scan_gpt2(const char16_t* text, int64_t n, const uint8_t* classes) {
+    constexpr uint8_t kSpace = 3;
+    spans_.clear();
+    const auto pair_at = [&](int64_t i) {
+      return text[i] >= 0xd800 && text[i] <= 0xdbff && i + 1 < n && (text[i + 1] & 0xfc00) == 0xdc00;
+    };
+    int64_t i = 0;
+    while (i < n) {
+      const char16_t c = text[i];
+      // 's 't 'm 'd 're 've 'll (case-sensitive, as in GPT-2)
+      if (c == 39 && i + 1 < n) {
+        const char16_t d = text[i + 1];
+        if (d == 115 || d == 116 || d == 109 || d == 100) {
+          spans_.push_back(static_cast<int32_t>(i));
+          spans_.push_back(static_cast<int32_t>(i + 2));
+          i += 2;
+          continue;
+        }
+        if (i + 2 < n) {
+          const char16_t e = text[i + 2];
+          if ((d == 114 && e == 101) || (d == 118 && e == 101) || (d == 108 && e == 108)) {
+            spans_.push_back(static_cast<int32_t>(i));
+            spans_.push_back(static_cast<int32_t>(i + 3));
+            i += 3;
+            continue;
+          }
+        }
+      }
+      if (pair_at(i)) return -1;
+      int64_t j = i;
+      uint8_t cls = classes[c];
+      if (c == 32 && i + 1 < n) {
+        // " ?X+": the space joins a following letter/number/other run.
+        if (pair_at(i + 1)) return -1;
+        const uint8_t k = classes[text[i + 1]];
+        if (k != kSpace) {
+          cls = k;
+          j = i + 1;
+        }
+      }
+      if (cls != kSpace) {
+        ++j;
+        while (j < n) {
+          if (pair_at(j)) return -1;
+          if (classes[text[j]] != cls) break;
+          ++j;
+        }
+        spans_.push_back(static_cast<int32_t>(i));
+        spans_.push_back(static_cast<int32_t>(j));
+        i = j;
+        continue;
+      }
+      // Whitespace: \s+(?!\S) leaves the last space of a run for the next word; a lone one is \s+.
+      j = i + 1;
+      while (j < n && classes[text[j]] == kSpace) ++j;
+      const int64_t end = j == n || j - i == 1 ? j : j - 1;
+      spans_.push_back(static_cast<int32_t>(i));
+      spans_.push_back(static_cast<int32_t>(end));
+      i = end;
+    }
+    return static_cast<int64_t>(spans_.size() / 2);
+  }
+
+  const int32_t* spans() const { return spans_.data(); }
+
  private:
   /** Appends the ids of text[start, end) to out; h is the word's WordCache::hash when it is cacheable. */
   int64_t encode_word(const char16_t* text, int64_t start, int64_t end, uint64_t h, int32_t* out) {
@@ -408,6 +479,7 @@ class BpeCore {
   std::vector<PairRule> byte_pair_;
   std::vector<uint8_t> bytes_;
   std::vector<uint8_t> alive_;
+  std::vector<int32_t> spans_;
 };
 
 using Info = Napi::CallbackInfo;
@@ -444,6 +516,7 @@ class BpeEncoder : public Napi::ObjectWrap<BpeEncoder> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "BpeEncoder",
                        {InstanceMethod<&BpeEncoder::Encode>("encode"),
+                        InstanceMethod<&BpeEncoder::EncodeGpt2>("encodeGpt2"),
                         InstanceMethod<&BpeEncoder::ClearCache>("clearCache")});
   }
 
@@ -518,6 +591,37 @@ class BpeEncoder : public Napi::ObjectWrap<BpeEncoder> {
     }
     const int64_t written = core_->encode_words(text_.data(), sp, count, dst);
     return Napi::Number::New(env, static_cast<double>(written));
+  }
+
+  /**
+   * encodeGpt2(text, classes, out) → number of ids written to out, or -1 when the text holds a
+   * character outside the BMP (the caller then splits it in TypeScript): text split with GPT-2's
+   * pattern (classes: Uint8Array of 65536 BMP unit classes, see scan_gpt2), every word encoded.
+   * out must hold 3 ids per UTF-16 unit of the text.
+   */
+  Napi::Value EncodeGpt2(const Info& info) {
+    const char* fn = "BpeEncoder.encodeGpt2";
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) type_error(info, std::string(fn) + ": 'text' must be a string");
+    if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        info[1].As<Napi::Uint8Array>().ElementLength() != 65536) {
+      type_error(info, std::string(fn) + ": 'classes' must be a Uint8Array of 65536 classes");
+    }
+    const uint8_t* classes = info[1].As<Napi::Uint8Array>().Data();
+    Napi::Int32Array out = int32_arg(info, 2, fn, "out");
+    size_t len = 0;
+    NAPI_THROW_IF_FAILED(env, napi_get_value_string_utf16(env, info[0], nullptr, 0, &len), env.Undefined());
+    if (3 * static_cast<int64_t>(len) > static_cast<int64_t>(out.ElementLength())) {
+      range_error(info, std::string(fn) + ": 'out' (" + std::to_string(out.ElementLength()) + " ids) is too small: give it " +
+                            std::to_string(3 * len) + " (3 ids per UTF-16 unit of the text)");
+    }
+    text_.resize(len + 1);
+    size_t copied = 0;
+    NAPI_THROW_IF_FAILED(env, napi_get_value_string_utf16(env, info[0], text_.data(), len + 1, &copied),
+                         env.Undefined());
+    const int64_t count = core_->scan_gpt2(text_.data(), static_cast<int64_t>(len), classes);
+    if (count < 0) return Napi::Number::New(env, -1);
+    return Napi::Number::New(env, static_cast<double>(core_->encode_words(text_.data(), core_->spans(), count, out.Data())));
   }
 
   Napi::Value ClearCache(const Info& info) {

@@ -573,9 +573,11 @@ export class Tokenizer implements TextTokenizer {
     const out: number[] = [];
     const byteLevel = pre.fastByteLevel;
     const prefix = pre.fastPrefixSpace;
+    const gpt2Classes = byteLevel && model.encodeGpt2Into !== undefined ? (pre.fastGpt2Classes ?? null) : null;
     let ok = true;
     const words = (piece: string): void => {
       const s = prefix && piece.charCodeAt(0) !== 32 ? ' ' + piece : piece;
+      if (gpt2Classes !== null && model.encodeGpt2Into!(s, gpt2Classes, out)) return;
       if (model.encodeWordsInto === undefined) {
         if (!pre.fastSplit(s, (a, b) => model.encodeWordInto(s, a, b, byteLevel, out))) ok = false;
         return;

@@ -237,6 +237,11 @@ export interface FastSplitter {
   readonly fastByteLevel: boolean;
   /** Whether a space is prepended to input that does not start with one. */
   readonly fastPrefixSpace: boolean;
+  /**
+   * When the split is GPT-2's pattern: the class of each BMP unit (scanGpt2's table), so that a
+   * model with encodeGpt2Into can split and encode in one native call; otherwise null.
+   */
+  readonly fastGpt2Classes?: Uint8Array | null;
 }
 
 /** A model that can append a word's ids to an array directly. */
@@ -249,6 +254,8 @@ export interface FastWordModel {
    * order — one call per text, so a native encoder crosses into the addon once.
    */
   encodeWordsInto?(text: string, spans: Int32Array, count: number, byteLevel: boolean, out: number[]): void;
+  /** Optional: split with GPT-2's pattern and encode in one call (see FastSplitter.fastGpt2Classes); false when it cannot for this text. */
+  encodeGpt2Into?(text: string, classes: Uint8Array, out: number[]): boolean;
 }
 
 export function isFastSplitter(x: object): x is FastSplitter {

@@ -12,6 +12,7 @@ import { nativeAddonExports } from '../../src/tensor/backend/native.js';
 import { loadTokenizer } from '../../src/tokenizers/load.js';
 import { BPE } from '../../src/tokenizers/models/bpe.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
+import { ByteLevelPreTokenizer } from '../../src/tokenizers/pre-tokenizers/byte-level.js';
 import { BYTE_TABLES } from '../../src/tokenizers/util.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -147,7 +148,7 @@ describe.skipIf(!HAVE_NATIVE)('native byte-level BPE: merge order', () => {
   });
 
   it('rejects malformed arguments with the field named', () => {
-    const Encoder = nativeAddonExports()!.BpeEncoder as new (...args: unknown[]) => { encode(...args: unknown[]): number };
+    const Encoder = nativeAddonExports()!.BpeEncoder as new (...args: unknown[]) => { encode(...args: unknown[]): number; encodeGpt2(...args: unknown[]): number };
     const byteIds = Int32Array.from({ length: 256 }, (_, i) => i);
     expect(() => new Encoder(new Int32Array(1), new Int32Array(2), new Int32Array(1), byteIds, 10, 96)).toThrow(/same length/);
     expect(() => new Encoder(new Int32Array(0), new Int32Array(0), new Int32Array(0), new Int32Array(3), 10, 96)).toThrow(/'byteIds' must hold 256/);
@@ -156,6 +157,12 @@ describe.skipIf(!HAVE_NATIVE)('native byte-level BPE: merge order', () => {
     expect(() => enc.encode('abc', Int32Array.of(0, 3), 1, new Int32Array(2))).toThrow(/'out'.*too small/);
     expect(() => enc.encode('abc', Int32Array.of(0, 3), 2, new Int32Array(9))).toThrow(/fewer than count/);
     expect(enc.encode('ab\u00e9', Int32Array.of(0, 3), 1, new Int32Array(9))).toBe(4);
+    const classes = new ByteLevelPreTokenizer().fastGpt2Classes!;
+    expect(() => enc.encodeGpt2('abc', new Uint8Array(10), new Int32Array(9))).toThrow(/'classes' must be a Uint8Array of 65536/);
+    expect(() => enc.encodeGpt2('abc', classes, new Int32Array(8))).toThrow(/'out'.*too small/);
+    // No merges: one id per UTF-8 byte; a character outside the BMP is left to the TypeScript scanner.
+    expect(enc.encodeGpt2("it's 12 \u00e9", classes, new Int32Array(60))).toBe(10);
+    expect(enc.encodeGpt2('ok \u{1f642}', classes, new Int32Array(60))).toBe(-1);
   });
 });
 
@@ -174,6 +181,22 @@ describe.skipIf(!HAVE_NATIVE || !HAVE_GPT2)('native byte-level BPE: GPT-2 ids id
     const { ts, native } = bothWays(tok, text);
     expect(native).toEqual(ts);
     expect(native).toContain(50256);
+  });
+
+  it('on random BMP text, where the native GPT-2 scanner splits: contractions, Unicode spaces and digits, lone surrogates', () => {
+    const unit = fc.oneof(
+      fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),
+      fc.constantFrom("'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'", "'S", ' ', '  ', '   ', '\n', '\n\n', '\t', '\r\n'),
+      fc.constantFrom('\u00a0', '\u3000', '\u2028', '\u0085', '\u000b', '\ufeff', '\u200b', '\u0660', '\u00b2', '\u2167', '\u00e9', '\u4e2d', '\ud800', '\udc00'),
+    );
+    const text = fc.array(unit, { maxLength: 120 }).map((a) => a.join(''));
+    fc.assert(
+      fc.property(text, (s) => {
+        const { ts, native } = bothWays(tok, s);
+        expect(native).toEqual(ts);
+      }),
+      { numRuns: 400 },
+    );
   });
 
   it('on random Unicode: ASCII, Latin-1, CJK, emoji, lone surrogates, long runs', () => {

@@ -61,60 +61,78 @@ export class WorkerPool {
   private seq = 0;
   private failure: Error | null = null;
   private local: { run(req: WorkerRequest): unknown } | null = null;
+  /** Settles when every worker has built its task. */
+  ready: Promise<void> = Promise.resolve();
 
   private constructor(readonly size: number) {}
 
   /** Starts `size` workers (0: run in-process) and waits until each has built its task. */
   static async start(size: number, init: WorkerInit): Promise<WorkerPool> {
-    if (!Number.isInteger(size) || size < 0) throw new RangeError(`pipeline pool: workers must be an integer ≥ 0, got ${size}`);
-    const pool = new WorkerPool(size);
-    if (size === 0) {
-      pool.local = await localTask(init);
-      return pool;
-    }
-    const entry = workerEntry();
-    const ready: Promise<void>[] = [];
-    for (let i = 0; i < size; i++) {
-      const w = entry.eval ? new Worker(entry.code, { eval: true, workerData: { init } }) : new Worker(entry.url, { workerData: { init } });
-      pool.workers.push(w);
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          const onFirst = (m: WorkerResponse): void => {
-            if (m.seq !== -1) return;
-            w.off('message', onFirst);
-            if (m.ok) resolve();
-            else reject(new Error(`pipeline worker failed to start: ${m.error}`));
-          };
-          w.on('message', onFirst);
-          w.once('error', reject);
-        }),
-      );
-      w.on('message', (m: WorkerResponse) => pool.onMessage(w, m));
-      w.on('error', (e) => pool.fail(e));
-      w.on('exit', (code) => {
-        if (code !== 0) pool.fail(new Error(`pipeline worker exited with code ${code}`));
-      });
-    }
+    const pool = WorkerPool.launch(size, init);
     try {
-      await Promise.all(ready);
+      await pool.ready;
     } catch (e) {
       await pool.close();
       throw e;
     }
-    pool.idle.push(...pool.workers);
+    return pool;
+  }
+
+  /**
+   * Starts `size` workers (0: run in-process) without waiting for them: requests submitted now
+   * queue until a worker has built its task, so the caller can read input while the threads
+   * load their modules and tables. `ready` settles when every worker is up (or one failed).
+   */
+  static launch(size: number, init: WorkerInit): WorkerPool {
+    if (!Number.isInteger(size) || size < 0) throw new RangeError(`pipeline pool: workers must be an integer ≥ 0, got ${size}`);
+    const pool = new WorkerPool(size);
+    if (size === 0) {
+      pool.ready = localTask(init).then((task) => {
+        pool.local = task;
+      });
+    } else {
+      const entry = workerEntry();
+      const started: Promise<void>[] = [];
+      for (let i = 0; i < size; i++) {
+        const w = entry.eval ? new Worker(entry.code, { eval: true, workerData: { init } }) : new Worker(entry.url, { workerData: { init } });
+        pool.workers.push(w);
+        started.push(
+          new Promise<void>((resolve, reject) => {
+            const onFirst = (m: WorkerResponse): void => {
+              if (m.seq !== -1) return;
+              w.off('message', onFirst);
+              if (m.ok) {
+                // Each worker takes requests as soon as it is up, not when the slowest one is.
+                pool.idle.push(w);
+                pool.pump();
+                resolve();
+              } else {
+                const e = new Error(`pipeline worker failed to start: ${m.error}`);
+                pool.fail(e);
+                reject(e);
+              }
+            };
+            w.on('message', onFirst);
+            w.once('error', reject);
+          }),
+        );
+        w.on('message', (m: WorkerResponse) => pool.onMessage(w, m));
+        w.on('error', (e) => pool.fail(e));
+        w.on('exit', (code) => {
+          if (code !== 0) pool.fail(new Error(`pipeline worker exited with code ${code}`));
+        });
+      }
+      pool.ready = Promise.all(started).then(() => undefined);
+    }
+    // Awaited by start() and broadcast(); a start failure also rejects every submitted request.
+    pool.ready.catch(() => undefined);
     return pool;
   }
 
   /** Runs a request; the promise settles with the task's result. */
   submit<T>(req: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.local !== null) {
-      try {
-        return Promise.resolve(this.local.run(req) as T);
-      } catch (e) {
-        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-      }
-    }
+    if (this.size === 0) return this.ready.then(() => this.local!.run(req) as T);
     const seq = this.seq++;
     const p = new Promise<T>((resolve, reject) => this.pending.set(seq, { resolve: resolve as (v: unknown) => void, reject }));
     this.queue.push({ seq, req, transfer });
@@ -123,8 +141,9 @@ export class WorkerPool {
   }
 
   /** Sends one request to each worker (e.g. 'snapshot'), in worker order. */
-  broadcast<T>(req: WorkerRequest): Promise<T[]> {
-    if (this.local !== null) return Promise.resolve([this.local.run(req) as T]);
+  async broadcast<T>(req: WorkerRequest): Promise<T[]> {
+    await this.ready;
+    if (this.size === 0) return [this.local!.run(req) as T];
     if (this.pending.size > 0) throw new Error('pipeline pool: broadcast needs every submitted request answered first');
     return Promise.all(
       this.workers.map((w) => {

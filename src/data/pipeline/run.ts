@@ -443,18 +443,17 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     // Tokenized in the workers, the cleaned texts are needed again only to be kept for inspection.
     const keepText = !tokenizeInWorkers || options.keepWork === true;
     const cleanConfig: CleanConfig = { ...settings.clean, boilerplate, tokenize: tokenizeInWorkers ? { source: settings.tokenizer!, eos: settings.eos } : null, keepText };
-    const pool = await WorkerPool.start(workers, { kind: 'clean', config: cleanConfig });
-    if (tokenizeInWorkers) {
-      // A worker's tokenizer describes itself: this thread need not load one too.
-      try {
-        const info = await pool.submit<TokenizerInfo>({ kind: 'tokenizerInfo' });
-        writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), info.json);
-        pre = { vocabSize: info.vocabSize, eos: info.eos };
-      } catch (e) {
-        await pool.close();
-        throw e;
-      }
-    }
+    // Not awaited: this thread reads the first chunks while the workers load their models.
+    const pool = WorkerPool.launch(workers, { kind: 'clean', config: cleanConfig });
+    // A worker's tokenizer describes itself: this thread need not load one too. Needed from the first commit on.
+    const tokenizerInfo = tokenizeInWorkers
+      ? pool.submit<TokenizerInfo>({ kind: 'tokenizerInfo' }).then((info) => {
+          writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), info.json);
+          pre = { vocabSize: info.vocabSize, eos: info.eos };
+        })
+      : Promise.resolve();
+    // Awaited at the first commit; a failure there (or in the batches) closes the pool below.
+    tokenizerInfo.catch(() => undefined);
     const wantChars = settings.tokenizer === null;
     try {
       type Open = { batches: Promise<CleanBatchResult>[]; batch: Doc[]; docs: number };
@@ -463,6 +462,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
       const queue: Open[] = [];
       const commitChunk = async (c: Open): Promise<void> => {
         const results = await Promise.all(c.batches);
+        await tokenizerInfo;
         const idx = manifest.clean.chunks.length;
         if (tokenizeInWorkers) writeFileAtomicSync(join(work, chunkName(idx, 'tok')), encodeChunkTokens(results.map((r) => r.tokens!), pre!.vocabSize));
         const kept: CleanDoc[] = results.flatMap((r) => r.kept);
@@ -522,6 +522,8 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
       flushBatch();
       if (cur.docs > 0) queue.push(cur);
       while (queue.length > 0) await commitChunk(queue.shift()!);
+      // Also when no chunk was committed (an empty corpus), so nothing lands after this stage.
+      await tokenizerInfo;
       // Kept for the pack stage, which retasks these threads as tokenizers.
       idlePool = pool;
     } finally {

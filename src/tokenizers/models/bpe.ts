@@ -93,6 +93,8 @@ class PairTable {
 interface NativeBpeEncoder {
   /** Writes the ids of words text[spans[2k], spans[2k+1]) (k < count) to out; returns how many. */
   encode(text: string, spans: Int32Array, count: number, out: Int32Array): number;
+  /** Splits text with GPT-2's pattern (classes: per BMP unit) and writes every word's ids to out; -1 for text outside the BMP. Older addons lack it. */
+  encodeGpt2?(text: string, classes: Uint8Array, out: Int32Array): number;
   clearCache(): void;
 }
 
@@ -593,6 +595,27 @@ export class BPE implements TokenizerModel, FastWordModel {
     const base = out.length;
     out.length = base + n;
     for (let i = 0; i < n; i++) out[base + i] = buf[i];
+  }
+
+  /**
+   * Splits `text` with GPT-2's pre-tokenizer pattern (`classes`: the class of each BMP unit, as
+   * scanGpt2's table) and appends every word's ids, all in one native call; false (having appended
+   * nothing) when the native encoder is not there or the text holds characters outside the BMP.
+   */
+  encodeGpt2Into(text: string, classes: Uint8Array, out: number[]): boolean {
+    const native = BPE.useNative ? this.getNativeEncoder() : null;
+    if (native === null || native.encodeGpt2 === undefined) return false;
+    let buf = this.nativeOut;
+    if (buf.length < 3 * text.length) {
+      buf = new Int32Array(Math.max(3 * text.length, 2 * buf.length, 1024));
+      if (buf.length <= SCRATCH_KEEP) this.nativeOut = buf;
+    }
+    const n = native.encodeGpt2(text, classes, buf);
+    if (n < 0) return false;
+    const base = out.length;
+    out.length = base + n;
+    for (let i = 0; i < n; i++) out[base + i] = buf[i];
+    return true;
   }
 
   /** Whether byte-level fast-path words go through the native encoder (builds it on first ask). */

@@ -193,6 +193,10 @@ export class ByteLevelPreTokenizer implements PreTokenizer, FastSplitter {
     return { type: 'ByteLevel', add_prefix_space: this.addPrefixSpace, trim_offsets: this.trimOffsets, use_regex: this.useRegex };
   }
 
+  get fastGpt2Classes(): Uint8Array | null {
+    return this.useRegex ? bmpTable() : null;
+  }
+
   fastSplit(text: string, emit: (start: number, end: number) => void): boolean {
     if (this.useRegex) scanGpt2(text, emit);
     else if (text.length > 0) emit(0, text.length);
