@@ -411,11 +411,117 @@ Napi::Value CharNgramRepetition(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// ---- Exact-dedup key hash (src/data/pipeline/dedup.ts exactHash is the specification) ----
+
+// JavaScript's \s: what /\s+/ folds and String.prototype.trim strips.
+inline bool is_js_space(uint32_t c) {
+  if (c <= 0x20) return c == 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0xa0) return false;
+  return c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+         c == 0x205f || c == 0x3000 || c == 0xfeff;
+}
+
+inline uint32_t rotl32(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+inline uint32_t fmix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+inline uint32_t load_le32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
+         (static_cast<uint32_t>(p[3]) << 24);
+}
+
+// MurmurHash3_x86_128 (Austin Appleby, SMHasher), written out here; out gets h1..h4 little-endian.
+void murmur3_x86_128(const uint8_t* data, size_t len, uint32_t seed, uint8_t out[16]) {
+  const uint32_t c1 = 0x239b961bu, c2 = 0xab0e9789u, c3 = 0x38b34ae5u, c4 = 0xa1e38b93u;
+  uint32_t h1 = seed, h2 = seed, h3 = seed, h4 = seed;
+  const size_t nblocks = len / 16;
+  for (size_t i = 0; i < nblocks; ++i) {
+    const uint8_t* b = data + 16 * i;
+    uint32_t k1 = load_le32(b), k2 = load_le32(b + 4), k3 = load_le32(b + 8), k4 = load_le32(b + 12);
+    k1 *= c1; k1 = rotl32(k1, 15); k1 *= c2; h1 ^= k1;
+    h1 = rotl32(h1, 19); h1 += h2; h1 = h1 * 5 + 0x561ccd1bu;
+    k2 *= c2; k2 = rotl32(k2, 16); k2 *= c3; h2 ^= k2;
+    h2 = rotl32(h2, 17); h2 += h3; h2 = h2 * 5 + 0x0bcaa747u;
+    k3 *= c3; k3 = rotl32(k3, 17); k3 *= c4; h3 ^= k3;
+    h3 = rotl32(h3, 15); h3 += h4; h3 = h3 * 5 + 0x96cd1c35u;
+    k4 *= c4; k4 = rotl32(k4, 18); k4 *= c1; h4 ^= k4;
+    h4 = rotl32(h4, 13); h4 += h1; h4 = h4 * 5 + 0x32ac3b17u;
+  }
+  const uint8_t* tail = data + 16 * nblocks;
+  uint32_t k1 = 0, k2 = 0, k3 = 0, k4 = 0;
+  switch (len & 15) {
+    case 15: k4 ^= static_cast<uint32_t>(tail[14]) << 16; [[fallthrough]];
+    case 14: k4 ^= static_cast<uint32_t>(tail[13]) << 8; [[fallthrough]];
+    case 13: k4 ^= tail[12]; k4 *= c4; k4 = rotl32(k4, 18); k4 *= c1; h4 ^= k4; [[fallthrough]];
+    case 12: k3 ^= static_cast<uint32_t>(tail[11]) << 24; [[fallthrough]];
+    case 11: k3 ^= static_cast<uint32_t>(tail[10]) << 16; [[fallthrough]];
+    case 10: k3 ^= static_cast<uint32_t>(tail[9]) << 8; [[fallthrough]];
+    case 9: k3 ^= tail[8]; k3 *= c3; k3 = rotl32(k3, 17); k3 *= c4; h3 ^= k3; [[fallthrough]];
+    case 8: k2 ^= static_cast<uint32_t>(tail[7]) << 24; [[fallthrough]];
+    case 7: k2 ^= static_cast<uint32_t>(tail[6]) << 16; [[fallthrough]];
+    case 6: k2 ^= static_cast<uint32_t>(tail[5]) << 8; [[fallthrough]];
+    case 5: k2 ^= tail[4]; k2 *= c2; k2 = rotl32(k2, 16); k2 *= c3; h2 ^= k2; [[fallthrough]];
+    case 4: k1 ^= static_cast<uint32_t>(tail[3]) << 24; [[fallthrough]];
+    case 3: k1 ^= static_cast<uint32_t>(tail[2]) << 16; [[fallthrough]];
+    case 2: k1 ^= static_cast<uint32_t>(tail[1]) << 8; [[fallthrough]];
+    case 1: k1 ^= tail[0]; k1 *= c1; k1 = rotl32(k1, 15); k1 *= c2; h1 ^= k1; [[fallthrough]];
+    default: break;
+  }
+  const uint32_t n = static_cast<uint32_t>(len);
+  h1 ^= n; h2 ^= n; h3 ^= n; h4 ^= n;
+  h1 += h2; h1 += h3; h1 += h4;
+  h2 += h1; h3 += h1; h4 += h1;
+  h1 = fmix32(h1); h2 = fmix32(h2); h3 = fmix32(h3); h4 = fmix32(h4);
+  h1 += h2; h1 += h3; h1 += h4;
+  h2 += h1; h3 += h1; h4 += h1;
+  const uint32_t h[4] = {h1, h2, h3, h4};
+  for (int i = 0; i < 4; ++i)
+    for (int b = 0; b < 4; ++b) out[4 * i + b] = static_cast<uint8_t>(h[i] >> (8 * b));
+}
+
+// exactKeyHash(key: string, out: Uint8Array(16)): MurmurHash3_x86_128 (seed 0) of the UTF-16LE
+// units of key with every run of JavaScript whitespace folded to one space and the ends trimmed —
+// key.replace(/\s+/g, ' ').trim() — without building that string. The caller has applied NFKC and
+// lower case (they need ICU).
+Napi::Value ExactKeyHash(const Napi::CallbackInfo& info) {
+  const char* fn = "exactKeyHash";
+  const std::vector<char16_t>& text = utf16_of(info, 0, fn);
+  size_t n_out = 0;
+  uint8_t* out = typed_data<uint8_t>(info, 1, napi_uint8_array, fn, "out", &n_out);
+  if (n_out != 16) throw Napi::RangeError::New(info.Env(), "exactKeyHash: 'out' must be a Uint8Array of 16 bytes");
+  thread_local std::vector<uint8_t> bytes;
+  bytes.resize(2 * text.size());
+  size_t n = 0;
+  bool pending_space = false;
+  for (const char16_t u : text) {
+    if (is_js_space(u)) {
+      // Only between words: leading and trailing runs vanish (trim).
+      pending_space = n > 0;
+      continue;
+    }
+    if (pending_space) {
+      bytes[n++] = 0x20;
+      bytes[n++] = 0;
+      pending_space = false;
+    }
+    bytes[n++] = static_cast<uint8_t>(u & 0xff);
+    bytes[n++] = static_cast<uint8_t>(u >> 8);
+  }
+  murmur3_x86_128(bytes.data(), n, 0, out);
+  return info.Env().Undefined();
+}
+
 void RegisterText(Napi::Env env, Napi::Object exports) {
   exports.Set("minhashSignature", Napi::Function::New(env, MinhashSignature, "minhashSignature"));
   exports.Set("textWordScan", Napi::Function::New(env, TextWordScan, "textWordScan"));
   exports.Set("ngramRepetition", Napi::Function::New(env, NgramRepetition, "ngramRepetition"));
   exports.Set("charNgramRepetition", Napi::Function::New(env, CharNgramRepetition, "charNgramRepetition"));
+  exports.Set("exactKeyHash", Napi::Function::New(env, ExactKeyHash, "exactKeyHash"));
 }
 
 }  // namespace weft

@@ -6,6 +6,8 @@ import {
   DEFAULT_MINHASH,
   estimateJaccard,
   exactHash,
+  exactHashReference,
+  murmur3x86_128,
   exactJaccard,
   ExactDeduplicator,
   lshProbability,
@@ -111,6 +113,32 @@ describe('MinHash building blocks', () => {
     expect(d.add(exactHash('a b'), 0)).toBeNull();
     expect(d.add(exactHash('c'), 1)).toBeNull();
     expect(d.add(exactHash('A  B'), 2)).toBe(0);
+  });
+
+  it('hashes with MurmurHash3_x86_128: the SMHasher verification value 0xB3ECE62A', () => {
+    // SMHasher's VerificationTest: hash keys [0], [0,1], … [0..254] with seed 256 - length, then the concatenated hashes with seed 0.
+    const hashes = new Uint8Array(256 * 16);
+    const key = Uint8Array.from({ length: 256 }, (_, i) => i);
+    for (let i = 0; i < 256; i++) hashes.set(murmur3x86_128(key.subarray(0, i), 256 - i), i * 16);
+    const final = murmur3x86_128(hashes, 0);
+    expect(new DataView(final.buffer).getUint32(0, true)).toBe(0xb3ece62a);
+  });
+
+  it('the native key hash (fold + hash in one pass) equals the TypeScript one on whitespace-heavy Unicode', () => {
+    const unit = fc.oneof(
+      fc.constantFrom('a', 'B', 'z', '0', '.', 'é', 'É', '中', 'ﬁ', 'Ａ', '\u0301', '\ud83d\ude42', '\ud800'),
+      fc.constantFrom(' ', '  ', '\t', '\n', '\r\n', '\v', '\f', '\u00a0', '\u1680', '\u2000', '\u200a', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000', '\ufeff', '\u0085', '\u200b'),
+    );
+    fc.assert(
+      fc.property(fc.array(unit, { maxLength: 60 }).map((a) => a.join('')), (text) => {
+        expect(exactHash(text)).toBe(exactHashReference(text));
+      }),
+      { numRuns: 2000 },
+    );
+    // Long texts cross the 16-byte blocks many times.
+    const long = 'The quick  brown fox\n\n jumps over the lazy dog. '.repeat(200);
+    expect(exactHash(long)).toBe(exactHashReference(long));
+    expect(exactHash('')).toBe(exactHashReference(''));
   });
 
   it('rejects bad options with messages that name them', () => {

@@ -10,8 +10,10 @@ import {
   dtypeFor,
   encodeTokens,
   resolveEos,
-  TokenPacker,
+  ShardAssembler,
   writeShard,
+  writeShardParts,
+  type TokenArray,
 } from '../../src/data/pipeline/pack.js';
 import { tokenizerFromSavedJSON } from '../../src/data/tokenizer.js';
 import { TokenizeTask } from '../../src/data/pipeline/tasks.js';
@@ -45,19 +47,50 @@ describe('token shards', () => {
   });
 
   it('packs a stream into full shards and keeps only whole sequences at the end', () => {
-    const packer = new TokenPacker(8);
+    const packer = new ShardAssembler(8, 'uint16', 100);
     const shards: number[][] = [];
-    const push = (ids: number[]): void => packer.append(ids, (s) => shards.push([...s]));
+    const flat = (parts: readonly TokenArray[]): number[] => parts.flatMap((p) => [...p]);
+    const push = (ids: number[]): void => packer.append(Uint16Array.from(ids), (parts) => shards.push(flat(parts)));
     push([1, 2, 3]);
     push([4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]);
-    push([19, 20, 21]);
+    // uint32 input bound for a uint16 shard is narrowed.
+    packer.append(Uint32Array.from([19, 20, 21]), (parts) => shards.push(flat(parts)));
     expect(shards).toEqual([
       [1, 2, 3, 4, 5, 6, 7, 8],
       [9, 10, 11, 12, 13, 14, 15, 16],
     ]);
     const { tail, dropped } = packer.finish(2);
-    expect([...tail]).toEqual([17, 18, 19, 20]);
+    expect(flat(tail)).toEqual([17, 18, 19, 20]);
+    expect(tail.every((p) => p instanceof Uint16Array)).toBe(true);
     expect(dropped).toBe(1);
+    expect(packer.pending).toBe(0);
+    expect(() => packer.append(Uint16Array.from([5, 100]), () => undefined)).toThrow(/token id 100 at position 1 is outside the vocabulary \[0, 100\)/);
+  });
+
+  it('holds views, not copies: neighbouring slices of one buffer become one part, and the shard file has their bytes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-pack-'));
+    const ids = Uint16Array.from({ length: 20 }, (_, i) => i * 1000);
+    const packer = new ShardAssembler(12, 'uint16', 65_536);
+    let full: readonly TokenArray[] = [];
+    packer.append(ids.subarray(0, 5), (p) => (full = p));
+    packer.append(ids.subarray(5, 9), (p) => (full = p));
+    // A gap (a dropped document) starts a new part.
+    packer.append(ids.subarray(10, 14), (p) => (full = p));
+    expect(full.map((p) => [p.byteOffset / 2, p.length])).toEqual([
+      [0, 9],
+      [10, 3],
+    ]);
+    expect(full[0]!.buffer).toBe(ids.buffer);
+    const entry = writeShardParts(dir, 's.bin', full);
+    const bytes = readFileSync(join(dir, 's.bin'));
+    expect(entry).toEqual({ file: 's.bin', tokens: 12, sha256: createHash('sha256').update(bytes).digest('hex') });
+    expect([...decodeTokens(bytes, 'uint16')]).toEqual([...ids.subarray(0, 9), ...ids.subarray(10, 13)]);
+    // Wider vocabularies: uint32 shards from uint16 input.
+    const wide = new ShardAssembler(3, 'uint32', 70_000);
+    let w: readonly TokenArray[] = [];
+    wide.append(Uint16Array.from([1, 2, 3]), (p) => (w = p));
+    expect(w[0]).toBeInstanceOf(Uint32Array);
+    expect([...w[0]!]).toEqual([1, 2, 3]);
   });
 });
 

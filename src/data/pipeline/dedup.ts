@@ -22,7 +22,6 @@
  * computed by the caller (in worker threads, see run.ts) with {@link MinHasher}; the index only
  * needs the resulting {@link MinHashSketch}.
  */
-import { createHash } from 'node:crypto';
 import { nativeAddonExports } from '../../tensor/backend/native.js';
 
 export type ShingleKind = 'word' | 'char' | 'auto';
@@ -577,9 +576,102 @@ export function exactDedupKey(text: string): string {
 
 const WHITESPACE_TO_FOLD_RE = /[^\S ]\s*|\s{2,}/gu;
 
-/** A 128-bit hash (MD5: speed, not security, matters here) of the exact-dedup key, base64. */
+/**
+ * MurmurHash3_x86_128 (Austin Appleby's SMHasher; seed 0 by default) of bytes: h1..h4 little-endian.
+ * The TypeScript twin of native/text.cc's, and the path without the addon.
+ */
+export function murmur3x86_128(data: Uint8Array, seed = 0): Uint8Array {
+  const c1 = 0x239b961b;
+  const c2 = 0xab0e9789;
+  const c3 = 0x38b34ae5;
+  const c4 = 0xa1e38b93;
+  const rotl = (x: number, r: number): number => (x << r) | (x >>> (32 - r));
+  const mul = Math.imul;
+  let h1 = seed >>> 0;
+  let h2 = h1;
+  let h3 = h1;
+  let h4 = h1;
+  const len = data.length;
+  const le32 = (o: number): number => data[o]! | (data[o + 1]! << 8) | (data[o + 2]! << 16) | (data[o + 3]! << 24);
+  const blocks = len - (len & 15);
+  for (let o = 0; o < blocks; o += 16) {
+    h1 ^= mul(rotl(mul(le32(o), c1), 15), c2);
+    h1 = (mul(rotl(h1, 19) + h2, 5) + 0x561ccd1b) | 0;
+    h2 ^= mul(rotl(mul(le32(o + 4), c2), 16), c3);
+    h2 = (mul(rotl(h2, 17) + h3, 5) + 0x0bcaa747) | 0;
+    h3 ^= mul(rotl(mul(le32(o + 8), c3), 17), c4);
+    h3 = (mul(rotl(h3, 15) + h4, 5) + 0x96cd1c35) | 0;
+    h4 ^= mul(rotl(mul(le32(o + 12), c4), 18), c1);
+    h4 = (mul(rotl(h4, 13) + h1, 5) + 0x32ac3b17) | 0;
+  }
+  // Tail: up to 15 bytes, little-endian into k1..k4.
+  const k = [0, 0, 0, 0];
+  for (let i = blocks; i < len; i++) k[(i - blocks) >> 2]! |= data[i]! << (8 * ((i - blocks) & 3));
+  const rest = len & 15;
+  if (rest > 12) h4 ^= mul(rotl(mul(k[3]!, c4), 18), c1);
+  if (rest > 8) h3 ^= mul(rotl(mul(k[2]!, c3), 17), c4);
+  if (rest > 4) h2 ^= mul(rotl(mul(k[1]!, c2), 16), c3);
+  if (rest > 0) h1 ^= mul(rotl(mul(k[0]!, c1), 15), c2);
+  h1 ^= len;
+  h2 ^= len;
+  h3 ^= len;
+  h4 ^= len;
+  h1 = (h1 + h2 + h3 + h4) | 0;
+  h2 = (h2 + h1) | 0;
+  h3 = (h3 + h1) | 0;
+  h4 = (h4 + h1) | 0;
+  h1 = fmix32(h1);
+  h2 = fmix32(h2);
+  h3 = fmix32(h3);
+  h4 = fmix32(h4);
+  h1 = (h1 + h2 + h3 + h4) | 0;
+  h2 = (h2 + h1) | 0;
+  h3 = (h3 + h1) | 0;
+  h4 = (h4 + h1) | 0;
+  const out = new Uint8Array(16);
+  const view = new DataView(out.buffer);
+  [h1, h2, h3, h4].forEach((h, i) => view.setUint32(4 * i, h >>> 0, true));
+  return out;
+}
+
+/** Names the exact-dedup hash (runs fingerprint it, so a run never mixes two). */
+export const EXACT_HASH_NAME = 'murmur3-x86-128/utf16le';
+
+type ExactKeyHashKernel = (key: string, out: Uint8Array) => void;
+let exactKeyHashKernel: ExactKeyHashKernel | null | undefined;
+const hashScratch = new Uint8Array(16);
+
+/** The native key hash (native/text.cc: folds and hashes in one pass), or null without the addon or with WEFT_NATIVE_TEXT=0. */
+function nativeExactKeyHash(): ExactKeyHashKernel | null {
+  if (exactKeyHashKernel === undefined) {
+    const fn = nativeAddonExports()?.exactKeyHash;
+    exactKeyHashKernel = typeof fn === 'function' && process.env.WEFT_NATIVE_TEXT !== '0' ? (fn as ExactKeyHashKernel) : null;
+  }
+  return exactKeyHashKernel;
+}
+
+/**
+ * The exact-dedup hash of a text, base64: 128-bit MurmurHash3 (speed, not security, matters; 2^-64
+ * collision odds at billions of documents) of the UTF-16LE units of {@link exactDedupKey}. The
+ * native kernel folds the whitespace and hashes without building the key string.
+ */
 export function exactHash(text: string): string {
-  return createHash('md5').update(exactDedupKey(text)).digest('base64');
+  const native = nativeExactKeyHash();
+  if (native === null) return exactHashReference(text);
+  native(text.normalize('NFKC').toLowerCase(), hashScratch);
+  return Buffer.from(hashScratch.buffer, hashScratch.byteOffset, 16).toString('base64');
+}
+
+/** exactHash in TypeScript: the oracle of the native path. */
+export function exactHashReference(text: string): string {
+  const key = exactDedupKey(text);
+  const bytes = new Uint8Array(2 * key.length);
+  for (let i = 0; i < key.length; i++) {
+    const u = key.charCodeAt(i);
+    bytes[2 * i] = u & 0xff;
+    bytes[2 * i + 1] = u >>> 8;
+  }
+  return Buffer.from(murmur3x86_128(bytes)).toString('base64');
 }
 
 /** Exact deduplication: the first document with a given hash is kept, later ones point at it. */

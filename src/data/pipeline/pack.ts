@@ -158,54 +158,105 @@ export function loadSavedTokenizer(path: string): DataTokenizer {
   return tokenizerFromSavedJSON(json);
 }
 
+/** Token ids as typed arrays: what the tokenizers and the chunk token files hand the packer. */
+export type TokenArray = Uint16Array | Uint32Array;
+
+/** Writes one shard atomically from its parts, already in the shard's dtype (see ShardAssembler); returns its index entry. */
+export function writeShardParts(dir: string, file: string, parts: readonly TokenArray[]): ShardEntry {
+  let tokens = 0;
+  const hash = createHash('sha256');
+  const bytes = parts.map((p) => {
+    tokens += p.length;
+    let b = new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
+    if (!LITTLE_ENDIAN) {
+      b = new Uint8Array(b);
+      swapBytes(b, p.BYTES_PER_ELEMENT);
+    }
+    hash.update(b);
+    return b;
+  });
+  writeFileAtomicSync(join(dir, file), bytes);
+  return { file, tokens, sha256: hash.digest('hex') };
+}
+
 /**
- * Accumulates document tokens (each followed by EOS) and hands out full shards. State is the
- * pending tokens only, so a resumed run recreates it by re-tokenizing from a known position.
+ * Accumulates document tokens (each followed by EOS) and hands out full shards. It keeps views of
+ * the arrays it is given, not copies: a shard is written straight from the chunk token files'
+ * buffers (one gather write), so packing is no copy on this thread. The caller must not change an
+ * array it appended before its shard is written. State is the pending tokens only, so a resumed
+ * run recreates it by re-reading from a known position.
  */
-export class TokenPacker {
-  private buf: Uint32Array;
+export class ShardAssembler {
+  private parts: TokenArray[] = [];
   private len = 0;
 
-  constructor(readonly shardTokens: number) {
+  constructor(
+    readonly shardTokens: number,
+    readonly dtype: TokenDtype,
+    readonly vocabSize: number,
+  ) {
     if (!Number.isInteger(shardTokens) || shardTokens < 1) throw new RangeError(`pack: shard size must be a positive integer of tokens, got ${shardTokens}`);
-    this.buf = new Uint32Array(Math.min(shardTokens, 1 << 16));
   }
 
   get pending(): number {
     return this.len;
   }
 
-  /** Appends ids; calls `onShard` for every shard that fills (the buffer passed is reused afterwards). */
-  append(ids: ArrayLike<number>, onShard: (shard: Uint32Array) => void): void {
+  /** Appends ids (checked against the vocabulary); calls `onShard` with the parts of every shard that fills. */
+  append(ids: TokenArray, onShard: (parts: readonly TokenArray[]) => void): void {
+    this.check(ids);
+    // Held in the shard's dtype: a uint32 array bound for a uint16 shard is narrowed (a copy) here.
+    const typed: TokenArray = this.dtype === 'uint16' ? (ids instanceof Uint16Array ? ids : Uint16Array.from(ids)) : ids instanceof Uint32Array ? ids : Uint32Array.from(ids);
     let i = 0;
-    while (i < ids.length) {
-      const room = this.shardTokens - this.len;
-      const take = Math.min(room, ids.length - i);
-      this.ensure(this.len + take);
-      if (ids instanceof Uint32Array || ids instanceof Uint16Array) this.buf.set(ids.subarray(i, i + take), this.len);
-      else for (let k = 0; k < take; k++) this.buf[this.len + k] = ids[i + k]!;
-      this.len += take;
+    while (i < typed.length) {
+      const take = Math.min(this.shardTokens - this.len, typed.length - i);
+      this.push(typed.subarray(i, i + take));
       i += take;
       if (this.len === this.shardTokens) {
-        onShard(this.buf.subarray(0, this.len));
+        const full = this.parts;
+        this.parts = [];
         this.len = 0;
+        onShard(full);
       }
     }
   }
 
   /** The pending tokens cut down to whole sequences of `seqLen`, and how many were dropped. */
-  finish(seqLen: number): { tail: Uint32Array; dropped: number } {
-    const keep = Math.floor(this.len / seqLen) * seqLen;
-    const tail = this.buf.slice(0, keep);
+  finish(seqLen: number): { tail: TokenArray[]; dropped: number } {
+    let keep = Math.floor(this.len / seqLen) * seqLen;
     const dropped = this.len - keep;
+    const tail: TokenArray[] = [];
+    for (const p of this.parts) {
+      if (keep === 0) break;
+      const take = Math.min(keep, p.length);
+      tail.push(p.subarray(0, take));
+      keep -= take;
+    }
+    this.parts = [];
     this.len = 0;
     return { tail, dropped };
   }
 
-  private ensure(n: number): void {
-    if (n <= this.buf.length) return;
-    const next = new Uint32Array(Math.min(this.shardTokens, Math.max(n, this.buf.length * 2)));
-    next.set(this.buf.subarray(0, this.len));
-    this.buf = next;
+  /** Adds a view, merged with the previous one when it continues it in the same buffer (most kept documents do). */
+  private push(view: TokenArray): void {
+    if (view.length === 0) return;
+    const last = this.parts[this.parts.length - 1];
+    if (last !== undefined && last.buffer === view.buffer && last.byteOffset + last.byteLength === view.byteOffset && last.BYTES_PER_ELEMENT === view.BYTES_PER_ELEMENT) {
+      this.parts[this.parts.length - 1] = last instanceof Uint16Array ? new Uint16Array(last.buffer, last.byteOffset, last.length + view.length) : new Uint32Array(last.buffer, last.byteOffset, last.length + view.length);
+    } else {
+      this.parts.push(view);
+    }
+    this.len += view.length;
+  }
+
+  private check(ids: TokenArray): void {
+    // A uint16 array cannot exceed a vocabulary of 65,536 or more.
+    if (ids instanceof Uint16Array && this.vocabSize > 0xffff) return;
+    let max = 0;
+    for (let i = 0; i < ids.length; i++) if (ids[i]! > max) max = ids[i]!;
+    if (ids.length > 0 && max >= this.vocabSize) {
+      const at = ids.findIndex((id) => id >= this.vocabSize);
+      throw new RangeError(`pack: token id ${ids[at]} at position ${at} is outside the vocabulary [0, ${this.vocabSize})`);
+    }
   }
 }

@@ -34,7 +34,7 @@ import { writeFileAtomicSync } from '../../io/atomic.js';
 import { loadTokenizer } from '../../tokenizers/load.js';
 import type { Tokenizer as DataTokenizer } from '../tokenizer.js';
 import type { BoilerplateSnapshot } from './boilerplate.js';
-import { ExactDeduplicator, NearDuplicateIndex, resolveMinHashOptions, type MinHashOptions, type ResolvedMinHashOptions } from './dedup.js';
+import { EXACT_HASH_NAME, ExactDeduplicator, NearDuplicateIndex, resolveMinHashOptions, type MinHashOptions, type ResolvedMinHashOptions } from './dedup.js';
 import type { EldModelSize } from './langid.js';
 import { copiesOf, DEFAULT_MAX_LANGUAGE_EPOCHS, planMix, type MixPlan } from './mix.js';
 import type { NormalizeOptions } from './normalize.js';
@@ -45,8 +45,9 @@ import {
   resolveEos,
   SHARD_TOKENIZER_FILE,
   shardFileName,
-  TokenPacker,
-  writeShard,
+  ShardAssembler,
+  type TokenArray,
+  writeShardParts,
   type ShardEntry,
   type ShardIndex,
   type TokenDtype,
@@ -343,7 +344,8 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
   });
   const totalBytes = files.reduce((s, f) => s + f.bytes, 0);
   const { settings, minhash } = resolveSettings(options, files);
-  const fingerprint = createHash('sha256').update(JSON.stringify(settings)).digest('hex');
+  // The exact-dedup hash's name is part of it: a run begun with another hash (MD5 before) must not resume with this one.
+  const fingerprint = createHash('sha256').update(JSON.stringify({ ...settings, exactHash: EXACT_HASH_NAME })).digest('hex');
   const workers = options.workers ?? availableParallelism();
   const batchDocs = options.batchDocs ?? 64;
   const progress = options.onProgress ?? ((): void => {});
@@ -751,9 +753,9 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     }
     const pool = pretokenized ? null : await (packPool ?? startPackPool({ kind: 'tokenize', tokenizerFile: join(out, SHARD_TOKENIZER_FILE), eosId: dd.tokenizer.eosId }));
     const shardTokens = settings.seqLen * settings.shardSequences;
-    const packer = new TokenPacker(shardTokens);
-    const st = manifest.pack;
     const { vocabSize, dtype } = dd.tokenizer;
+    const packer = new ShardAssembler(shardTokens, dtype, vocabSize);
+    const st = manifest.pack;
     // Restart point: the first token not yet in a committed shard.
     const start = { pass: st.pass, chunk: st.chunk, doc: st.doc, offset: st.offset };
     const report = (): void =>
@@ -771,16 +773,16 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
             const g = chunkStart[ci]! + k;
             if (keep[g] && copiesOf(dd.plan, g, meta.langs[k]!, meta.sources[k]!) > pass) selected.push(k);
           }
-          const consume = (k: number, ids: Uint16Array | Uint32Array): void => {
+          const consume = (k: number, ids: TokenArray): void => {
             const len = ids.length;
             let pos = pass === start.pass && ci === start.chunk && k === start.doc ? Math.min(start.offset, len) : 0;
             while (pos < len) {
               const take = Math.min(len - pos, shardTokens - packer.pending);
-              let full: Uint32Array | null = null;
-              packer.append(ids.subarray(pos, pos + take), (s) => (full = s));
+              let full: readonly TokenArray[] | null = null;
+              packer.append(ids.subarray(pos, pos + take), (parts) => (full = parts));
               pos += take;
               if (full !== null) {
-                const entry = writeShard(out, shardFileName(st.shards.length), full, dtype, vocabSize);
+                const entry = writeShardParts(out, shardFileName(st.shards.length), full);
                 st.shards.push(entry);
                 st.tokens += entry.tokens;
                 Object.assign(st, { pass, chunk: ci, doc: k, offset: pos });
@@ -825,7 +827,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     }
     const { tail, dropped } = packer.finish(settings.seqLen);
     if (tail.length > 0) {
-      const entry = writeShard(out, shardFileName(st.shards.length), tail, dtype, vocabSize);
+      const entry = writeShardParts(out, shardFileName(st.shards.length), tail);
       st.shards.push(entry);
       st.tokens += entry.tokens;
     }
