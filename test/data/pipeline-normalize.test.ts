@@ -1,5 +1,9 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { normalizeText, normalizeTransform } from '../../src/data/pipeline/normalize.js';
+import type { NormalizeOptions } from '../../src/data/pipeline/normalize.js';
 import { BoilerplateSketch } from '../../src/data/pipeline/boilerplate.js';
 
 describe('normalizeText', () => {
@@ -165,5 +169,195 @@ describe('boilerplate lines', () => {
   it('rejects bad sizes', () => {
     expect(() => new BoilerplateSketch({ width: 3 })).toThrow(/width/);
     expect(() => new BoilerplateSketch({ minDocs: 1 })).toThrow(/minDocs/);
+  });
+});
+
+// The implementation before the skip tests and the fused whitespace pass, kept as the oracle.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const ORACLE_CONTROL_RE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u00AD\u200B\u2060\uFEFF\u202A-\u202E\u2066-\u2069]/g;
+const ORACLE_HSPACE_RUN_RE = /[\t\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000][\t \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]*| [\t \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]+/g;
+const ORACLE_LINE_EDGE_SPACES_RE = / +\n *|\n +/g;
+// eslint-disable-next-line no-control-regex -- \v and \f are line breaks we fold
+const ORACLE_LINE_BREAK_RE = /\r\n?|[\u000B\u000C\u0085\u2028\u2029]/g;
+function oracleNormalizeText(text: string, opts: NormalizeOptions = {}): string {
+  const form = opts.form ?? 'NFC';
+  const removeControl = opts.removeControl ?? true;
+  const fold = opts.foldWhitespace ?? true;
+  let out = text;
+  if (fold) out = out.replace(ORACLE_LINE_BREAK_RE, '\n');
+  if (removeControl) out = out.replace(ORACLE_CONTROL_RE, '');
+  if (form !== 'none') out = out.normalize(form);
+  if (fold) {
+    out = out.replace(ORACLE_HSPACE_RUN_RE, ' ');
+    out = out.replace(ORACLE_LINE_EDGE_SPACES_RE, '\n');
+    out = out.replace(/\n{3,}/g, '\n\n');
+    out = out.trim();
+  }
+  return out;
+}
+
+const ALL_OPTIONS: NormalizeOptions[] = (['NFC', 'NFKC', 'none'] as const).flatMap((form) =>
+  [true, false].flatMap((removeControl) => [true, false].map((foldWhitespace) => ({ form, removeControl, foldWhitespace }))),
+);
+
+const SHARED = fileURLToPath(new URL('../../../shared/data', import.meta.url));
+const CORPORA = ['wikitext2/wiki.test.raw', 'tinyshakespeare/input.txt', 'zh/sanguo_yanyi.txt'].map((rel) => `${SHARED}/${rel}`);
+const HAVE_CORPORA = CORPORA.every((f) => existsSync(f));
+/** Blank-line paragraphs; a piece with no blank line for 64 KiB (wikitext) is cut into 40-line chunks. */
+function paragraphs(text: string): string[] {
+  return text.split(/\n\s*\n/).flatMap((p) => {
+    if (p.length <= 65536) return [p];
+    const lines = p.split('\n');
+    const chunks: string[] = [];
+    for (let i = 0; i < lines.length; i += 40) chunks.push(lines.slice(i, i + 40).join('\n'));
+    return chunks;
+  });
+}
+
+describe('normalizeText fast paths equal the regex-per-step implementation', () => {
+  // Every character the steps treat specially, plus ordinary text around them.
+  const pieces = [
+    ...'\r\n\v\f\u0085\u2028\u2029',
+    '\r\n',
+    '\t',
+    ' ',
+    '  ',
+    ...'\u00A0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200A\u202F\u205F\u3000',
+    ...'\u0000\u0001\u0008\u000E\u001B\u001F\u007F\u0080\u009F\u00AD\u200B\u2060\uFEFF\u202A\u202B\u202C\u202D\u202E\u2066\u2067\u2068\u2069',
+    '\u200C',
+    '\u200D',
+    '\u0301',
+    '\u0308',
+    '\u0327',
+    '\uFB01',
+    '\uFF21',
+    '\u2460',
+    '\u00A8',
+    '\u00AA',
+    '\u00B2',
+    '\u00BD',
+    '\u0132',
+    '\u017F',
+    '\u02B0',
+    '\u02D8',
+    '\u212B',
+    '\u1100\u1161',
+    '\uAC00',
+    '中',
+    '文',
+    '，',
+    '。',
+    '\uD800',
+    '\uDC00',
+    '😀',
+    '𝐀',
+    'a',
+    'e',
+    'Z',
+    '9',
+    '.',
+    ',',
+    '-',
+    'é',
+    'ß',
+  ];
+  const text = fc.array(fc.constantFrom(...pieces), { maxLength: 40 }).map((parts) => parts.join(''));
+
+  for (const opts of ALL_OPTIONS) {
+    it(`random strings, ${JSON.stringify(opts)} (property)`, () => {
+      fc.assert(
+        fc.property(text, (t) => {
+          expect(normalizeText(t, opts)).toBe(oracleNormalizeText(t, opts));
+        }),
+        { numRuns: 3000 },
+      );
+    });
+  }
+
+  it('default options and any string fast-check can make (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 60 }), (t) => {
+        expect(normalizeText(t)).toBe(oracleNormalizeText(t));
+        expect(normalizeText(t, { form: 'NFKC' })).toBe(oracleNormalizeText(t, { form: 'NFKC' }));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('every BMP code unit, alone and between letters and spaces, under every option combination', () => {
+    for (const opts of ALL_OPTIONS) {
+      for (let c = 0; c <= 0xffff; c++) {
+        const ch = String.fromCharCode(c);
+        for (const t of [ch, `a${ch}b`, ` ${ch}\n`]) {
+          const want = oracleNormalizeText(t, opts);
+          if (normalizeText(t, opts) !== want) expect(normalizeText(t, opts), `U+${c.toString(16)} in ${JSON.stringify(t)} ${JSON.stringify(opts)}`).toBe(want);
+        }
+      }
+    }
+  });
+
+  it('text below U+0300 is NFC-stable and text below U+00A0 is NFKC-stable (exhaustive over pairs)', () => {
+    // The skip tests rest on this: every such character has combining class 0, is unchanged alone,
+    // and no pair of them composes, so no string of them changes.
+    const check = (limit: number, form: 'NFC' | 'NFKC'): void => {
+      for (let a = 0; a < limit; a++) {
+        const ca = String.fromCharCode(a);
+        for (let b = 0; b < limit; b++) {
+          const pair = ca + String.fromCharCode(b);
+          if (pair.normalize(form) !== pair) expect(pair.normalize(form), `U+${a.toString(16)} U+${b.toString(16)} ${form}`).toBe(pair);
+        }
+      }
+    };
+    check(0x300, 'NFC');
+    check(0xa0, 'NFKC');
+    // And the bounds are tight enough to matter: just above them, characters do change.
+    expect('\u0340'.normalize('NFC')).not.toBe('\u0340');
+    expect('\u00A0'.normalize('NFKC')).not.toBe('\u00A0');
+  });
+
+  it('hand-picked edge cases', () => {
+    const cases = [
+      '',
+      ' ',
+      '\n',
+      '\n\n\n',
+      ' \n \n \n ',
+      'a \n\n\n b',
+      'a\u00A0\n\u3000b',
+      'a\r\r\r\rb',
+      'a\r\n\r\n\r\nb',
+      // CR handling on the CRLF-only fast path: a final CR, a CR before a CRLF, a CR alone inside.
+      '\r',
+      'a\r',
+      'a\r\n\r',
+      'a\r\r\nb',
+      'a\rb\r\n',
+      'a\r\nb\u0000',
+      'a\r\nb\u2028',
+      'a\v\u0000\fb',
+      '\uFEFF a \uFEFF',
+      'a\u00A8b',
+      'x\u2002\u2003\ny',
+      '\u00A0x\u00A0',
+      'e\u0301\u200B\u0301',
+      'a\u200Db',
+      'a\u0085\u0085\u0085b',
+      'a \u200B b',
+      'a\u200B\u3000\u200Bb',
+    ];
+    for (const t of cases) {
+      for (const opts of ALL_OPTIONS) expect(normalizeText(t, opts), `${JSON.stringify(t)} ${JSON.stringify(opts)}`).toBe(oracleNormalizeText(t, opts));
+    }
+  });
+
+  it.skipIf(!HAVE_CORPORA)('the corpora, paragraph by paragraph, under every option combination', () => {
+    for (const file of CORPORA) {
+      for (const p of paragraphs(readFileSync(file, 'utf8'))) {
+        for (const opts of ALL_OPTIONS) {
+          const want = oracleNormalizeText(p, opts);
+          if (normalizeText(p, opts) !== want) expect(normalizeText(p, opts), `${file} ${JSON.stringify(opts)}`).toBe(want);
+        }
+      }
+    }
   });
 });

@@ -26,14 +26,54 @@ export interface NormalizeOptions {
 // soft hyphen, word joiner, bidi embedding controls. ZWJ/ZWNJ are kept: emoji and Indic/Persian spelling need them.
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_RE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u00AD\u200B\u2060\uFEFF\u202A-\u202E\u2066-\u2069]/g;
-// Horizontal whitespace: tab, space, NBSP, Ogham space, en/em spaces…, narrow NBSP, math space, ideographic space.
-// Only runs that change are matched — a run not starting with a plain space, or a space followed by
-// more — so the single spaces between words (most of any text) are not each replaced by themselves.
-const HSPACE_RUN_RE = /[\t\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000][\t \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]*| [\t \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]+/g;
-// Spaces around a newline (after the runs above, only plain spaces are left); a bare newline is not matched.
-const LINE_EDGE_SPACES_RE = / +\n *|\n +/g;
 // eslint-disable-next-line no-control-regex -- \v and \f are line breaks we fold
 const LINE_BREAK_RE = /\r\n?|[\u000B\u000C\u0085\u2028\u2029]/g;
+
+// Horizontal whitespace: tab, space, NBSP, Ogham space, en/em spaces…, narrow NBSP, math space, ideographic space.
+// Folding (after the Unicode normal form) is three rules: every run of these becomes one space, spaces
+// next to a newline go (each line is trimmed), and three or more newlines become two. They act on each
+// maximal run of horizontal spaces and newlines alone — with no newline it becomes ' ', otherwise its
+// newlines are kept, capped at two, and its spaces dropped — so one pass over such runs does all three.
+// Lone ' ' and '\n' runs are left unmatched (they stay as they are), so the single spaces between
+// words are not each replaced by themselves.
+const WHITESPACE_RUN_RE = /[\t\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000][\t\n \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]*|[\n ][\t\n \u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]+/g;
+
+/** The folded form of one WHITESPACE_RUN_RE match. */
+function foldWhitespaceRun(run: string): string {
+  const first = run.indexOf('\n');
+  if (first < 0) return ' ';
+  return run.indexOf('\n', first + 1) < 0 ? '\n' : '\n\n';
+}
+
+// Exact skip tests: one native scan each, which fails only when the step it guards would change nothing.
+// Only LF and printable ASCII: no line break to fold but LF, no control character, NFC/NFKC leave
+// ASCII as it is, and no horizontal space but ' ' — so only the space/newline rules can apply.
+// (A tab sends text down the general path: with it in either test, the scans run twice as slow.)
+const NOT_PLAIN_ASCII_RE = /[^\n\x20-\x7E]/;
+// Everything the line-break and control steps act on, except CR: the controls, \v \f NEL (already in
+// CONTROL_RE's ranges) and LS PS.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const BREAK_OR_CONTROL_RE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u00AD\u200B\u2060\uFEFF\u202A-\u202E\u2066-\u2069\u2028\u2029]/;
+// Below U+0300 every character has combining class 0 and is NFC quick-check Yes (no combining
+// marks, no singletons), so a string of them is already NFC (checked exhaustively in the tests).
+const NOT_NFC_STABLE_RE = /[\u0300-\uFFFF]/;
+// NFKC rewrites some Latin-1 characters (NBSP, ¨, ª, ², ¼…), so only below U+00A0 is safe.
+const NOT_NFKC_STABLE_RE = /[\u00A0-\uFFFF]/;
+// Folding changes a string only if it holds a horizontal space other than ' ', two spaces in a row,
+// a space next to a newline, or three newlines in a row; otherwise only trim() can act.
+const FOLD_NEEDED_RE = /[\t\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]| [ \n]|\n(?: |\n\n)/;
+// The same for text with no horizontal space but ' ' (plain ASCII).
+const SPACE_FOLD_NEEDED_RE = / [ \n]|\n(?: |\n\n)/;
+
+/** CRLF and a final CR turned into LF, or null if some other CR is left (LINE_BREAK_RE must run). */
+function crlfToLf(text: string): string | null {
+  if (!text.includes('\r')) return text;
+  let lf = text.replaceAll('\r\n', '\n');
+  const cr = lf.indexOf('\r');
+  if (cr === lf.length - 1) lf = `${lf.slice(0, cr)}\n`;
+  else if (cr >= 0) return null;
+  return lf;
+}
 
 /** Normalise one string. Pure; the same input always gives the same output. */
 export function normalizeText(text: string, opts: NormalizeOptions = {}): string {
@@ -44,15 +84,25 @@ export function normalizeText(text: string, opts: NormalizeOptions = {}): string
     throw new Error(`normalize: unknown Unicode form '${String(form)}' (expected NFC, NFKC or none)`);
   }
   let out = text;
-  // Line endings first: \v \f NEL LS PS are line breaks, and removing \v/\f as controls would glue lines.
-  if (fold) out = out.replace(LINE_BREAK_RE, '\n');
-  if (removeControl) out = out.replace(CONTROL_RE, '');
-  if (form !== 'none') out = out.normalize(form);
+  const plainAscii = !NOT_PLAIN_ASCII_RE.test(out);
+  if (!plainAscii) {
+    // One scan instead of two for the usual text, whose only line breaks are LF and CRLF (and perhaps a
+    // final CR) and which has no control character: then folding line breaks is CR(LF) → LF and
+    // nothing is removed. Every other CR was in a CRLF pair exactly when none is left after replaceAll.
+    const lf = fold && removeControl ? crlfToLf(out) : null;
+    if (lf !== null && !BREAK_OR_CONTROL_RE.test(lf)) {
+      out = lf;
+    } else {
+      // Line endings first: \v \f NEL LS PS are line breaks, and removing \v/\f as controls would glue lines.
+      if (fold) out = out.replace(LINE_BREAK_RE, '\n');
+      if (removeControl) out = out.replace(CONTROL_RE, '');
+    }
+    if (form === 'NFC' ? NOT_NFC_STABLE_RE.test(out) : form === 'NFKC' && NOT_NFKC_STABLE_RE.test(out)) out = out.normalize(form);
+  }
   if (fold) {
-    out = out.replace(HSPACE_RUN_RE, ' ');
-    // Trim every line (leading indentation carries no meaning in prose and hides duplicate lines).
-    out = out.replace(LINE_EDGE_SPACES_RE, '\n');
-    out = out.replace(/\n{3,}/g, '\n\n');
+    // After the Unicode normal form, which can itself make spaces (NFKC maps NBSP and en spaces to ' ').
+    // Trims every line too: leading indentation carries no meaning in prose and hides duplicate lines.
+    if ((plainAscii ? SPACE_FOLD_NEEDED_RE : FOLD_NEEDED_RE).test(out)) out = out.replace(WHITESPACE_RUN_RE, foldWhitespaceRun);
     out = out.trim();
   }
   return out;

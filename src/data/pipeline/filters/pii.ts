@@ -52,6 +52,34 @@ function digitCount(s: string): number {
   return n;
 }
 
+// Exact prefilters: each is a necessary condition for a match of the pattern(s) it guards, so a
+// string that fails it would come out of the replace unchanged. Each is one cheap native scan.
+// IPV4_RE matches d{1,3}.d{1,3}.d{1,3}.d{1,3}: a digit, '.', one to three digits, '.', a digit.
+const IPV4_HINT_RE = /\d\.\d{1,3}\.\d/;
+// IPV6_RE needs (?:[0-9A-Fa-f]{0,4}:){2,7}: at least two such groups in a row, so a ':' and the next
+// group's ':' with at most four hex digits between them.
+const IPV6_HINT_RE = /:[0-9A-Fa-f]{0,4}:/;
+// The North American, trunk-prefixed and Chinese mobile patterns each hold three digits, at most
+// one of ' ', '.', '-', then three more: d{3}[ .-]d{4}, d{3,4}[ -]?d{3,4}, 1[3-9]d[ -]?d{4}.
+// (The international one needs a '+', tested with includes.)
+const NATIONAL_PHONE_HINT_RE = /\d{3}[ .-]?\d{3}/;
+
+/**
+ * `text.replace(re, …)` where `mask` returns the token to put in place of a match, or null to keep
+ * it. Returns `text` itself when nothing was masked, so callers (and the transform's `===` check)
+ * never compare two equal copies character by character.
+ */
+function maskMatches(text: string, re: RegExp, mask: (m: string) => string | null): string {
+  let masked = false;
+  const out = text.replace(re, (m) => {
+    const token = mask(m);
+    if (token === null) return m;
+    masked = true;
+    return token;
+  });
+  return masked ? out : text;
+}
+
 /** Mask PII in one string; `counts` (if given) gets email/phone/ip totals added. */
 export function maskPii(text: string, opts: PiiOptions = {}, counts?: Record<string, number>): string {
   const bump = (k: string): void => {
@@ -62,7 +90,7 @@ export function maskPii(text: string, opts: PiiOptions = {}, counts?: Record<str
     const token = opts.emailToken ?? '<EMAIL>';
     // Quick reject: an address needs a name character, '@', then a letter or digit (wikitext's " @-@ " has none).
     if (EMAIL_HINT_RE.test(out)) {
-      out = out.replace(EMAIL_RE, () => {
+      out = maskMatches(out, EMAIL_RE, () => {
         bump('email');
         return token;
       });
@@ -70,18 +98,18 @@ export function maskPii(text: string, opts: PiiOptions = {}, counts?: Record<str
   }
   if (opts.ip ?? true) {
     const token = opts.ipToken ?? '<IP>';
-    if (out.includes('.')) {
-      out = out.replace(IPV4_RE, (m) => {
-        if (!isIPv4(m)) return m;
+    if (IPV4_HINT_RE.test(out)) {
+      out = maskMatches(out, IPV4_RE, (m) => {
+        if (!isIPv4(m)) return null;
         bump('ipv4');
         return token;
       });
     }
-    if (out.includes(':')) {
-      out = out.replace(IPV6_RE, (m) => {
+    if (IPV6_HINT_RE.test(out)) {
+      out = maskMatches(out, IPV6_RE, (m) => {
         // Require real hex content: "::" alone, or a run of colons, is punctuation, not an address.
-        if (!/[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:?[0-9A-Fa-f]/.test(m) && !/::[0-9A-Fa-f]/.test(m)) return m;
-        if (!isIPv6(m)) return m;
+        if (!/[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:?[0-9A-Fa-f]/.test(m) && !/::[0-9A-Fa-f]/.test(m)) return null;
+        if (!isIPv6(m)) return null;
         bump('ipv6');
         return token;
       });
@@ -89,14 +117,19 @@ export function maskPii(text: string, opts: PiiOptions = {}, counts?: Record<str
   }
   if (opts.phone ?? true) {
     const token = opts.phoneToken ?? '<PHONE>';
-    // Every pattern's match must hold at least 7 digits.
-    for (const re of digitCount(out) >= 7 ? PHONE_PATTERNS : []) {
-      out = out.replace(re, (m) => {
-        const d = digitCount(m);
-        if (d < 7 || d > 15) return m;
-        bump('phone');
-        return token;
-      });
+    const maskPhone = (m: string): string | null => {
+      const d = digitCount(m);
+      if (d < 7 || d > 15) return null;
+      bump('phone');
+      return token;
+    };
+    // Each prefilter is tested on the text its patterns will see. When the national one fails, none of
+    // the three patterns it guards can match, so the text stays as it is for all three.
+    const [international, ...national] = PHONE_PATTERNS as [RegExp, ...RegExp[]];
+    if (out.includes('+')) out = maskMatches(out, international, maskPhone);
+    // Every pattern's match must hold at least 7 digits; the count is taken after the cheaper test.
+    if (NATIONAL_PHONE_HINT_RE.test(out) && digitCount(out) >= 7) {
+      for (const re of national) out = maskMatches(out, re, maskPhone);
     }
   }
   return out;
