@@ -484,21 +484,23 @@ void murmur3_x86_128(const uint8_t* data, size_t len, uint32_t seed, uint8_t out
     for (int b = 0; b < 4; ++b) out[4 * i + b] = static_cast<uint8_t>(h[i] >> (8 * b));
 }
 
-// exactKeyHash(key: string, out: Uint8Array(16)): MurmurHash3_x86_128 (seed 0) of the UTF-16LE
-// units of key with every run of JavaScript whitespace folded to one space and the ends trimmed —
-// key.replace(/\s+/g, ' ').trim() — without building that string. The caller has applied NFKC and
-// lower case (they need ICU).
+// exactKeyHash(key: string, out: Uint8Array(16), lowerAscii: boolean): MurmurHash3_x86_128 (seed 0)
+// of the UTF-16LE units of key with every run of JavaScript whitespace folded to one space and the
+// ends trimmed — key.replace(/\s+/g, ' ').trim() — without building that string. The caller has
+// applied NFKC and lower case (they need ICU), except on ASCII text, where lowerAscii maps A–Z here.
 Napi::Value ExactKeyHash(const Napi::CallbackInfo& info) {
   const char* fn = "exactKeyHash";
   const std::vector<char16_t>& text = utf16_of(info, 0, fn);
   size_t n_out = 0;
   uint8_t* out = typed_data<uint8_t>(info, 1, napi_uint8_array, fn, "out", &n_out);
   if (n_out != 16) throw Napi::RangeError::New(info.Env(), "exactKeyHash: 'out' must be a Uint8Array of 16 bytes");
+  const bool lower_ascii = info.Length() > 2 && info[2].ToBoolean().Value();
   thread_local std::vector<uint8_t> bytes;
   bytes.resize(2 * text.size());
   size_t n = 0;
   bool pending_space = false;
-  for (const char16_t u : text) {
+  for (char16_t u : text) {
+    if (lower_ascii && u >= 'A' && u <= 'Z') u = static_cast<char16_t>(u + 32);
     if (is_js_space(u)) {
       // Only between words: leading and trailing runs vanish (trim).
       pending_space = n > 0;

@@ -135,6 +135,15 @@ describe('MinHash building blocks', () => {
       }),
       { numRuns: 2000 },
     );
+    // ASCII text takes the kernel's own lower-casing: every printable character and every ASCII space.
+    const ascii = fc.string({ unit: fc.oneof(fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), fc.constantFrom('\t', '\n', '\r', '\v', '\f')), maxLength: 80 });
+    fc.assert(
+      fc.property(ascii, (text) => {
+        expect(exactHash(text)).toBe(exactHashReference(text));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(exactHash('Hello  WORLD\t!')).toBe(exactHash('hello world !'));
     // Long texts cross the 16-byte blocks many times.
     const long = 'The quick  brown fox\n\n jumps over the lazy dog. '.repeat(200);
     expect(exactHash(long)).toBe(exactHashReference(long));

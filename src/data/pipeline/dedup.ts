@@ -637,7 +637,8 @@ export function murmur3x86_128(data: Uint8Array, seed = 0): Uint8Array {
 /** Names the exact-dedup hash (runs fingerprint it, so a run never mixes two). */
 export const EXACT_HASH_NAME = 'murmur3-x86-128/utf16le';
 
-type ExactKeyHashKernel = (key: string, out: Uint8Array) => void;
+type ExactKeyHashKernel = (key: string, out: Uint8Array, lowerAscii: boolean) => void;
+const NON_ASCII_RE = /[\u0080-\uffff]/;
 let exactKeyHashKernel: ExactKeyHashKernel | null | undefined;
 const hashScratch = new Uint8Array(16);
 
@@ -658,7 +659,9 @@ function nativeExactKeyHash(): ExactKeyHashKernel | null {
 export function exactHash(text: string): string {
   const native = nativeExactKeyHash();
   if (native === null) return exactHashReference(text);
-  native(text.normalize('NFKC').toLowerCase(), hashScratch);
+  // On ASCII text NFKC changes nothing and lower case is A–Z → a–z, which the kernel does in its pass.
+  if (NON_ASCII_RE.test(text)) native(text.normalize('NFKC').toLowerCase(), hashScratch, false);
+  else native(text, hashScratch, true);
   return Buffer.from(hashScratch.buffer, hashScratch.byteOffset, 16).toString('base64');
 }
 
