@@ -518,12 +518,101 @@ Napi::Value ExactKeyHash(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- Language id n-gram scoring (src/data/pipeline/langid.ts FastEld.detect is the specification) ----
+
+// The 53-bit key of the n-gram codes[from, to) with a space before (lead) and/or after (trail):
+// langid.ts ngramKey, bit for bit (its double is exactly this integer).
+uint64_t eld_ngram_key(const uint16_t* codes, int64_t from, int64_t to, bool lead, bool trail) {
+  uint32_t h1 = 0x811c9dc5u, h2 = 0x9747b28cu;
+  const auto mix = [&](uint32_t c) {
+    h1 = (h1 ^ c) * 0x01000193u;
+    h2 = (h2 + c + 0x7f4a7c15u) * 0x5bd1e995u;
+    h2 ^= h2 >> 15;
+  };
+  if (lead) mix(0x20);
+  for (int64_t k = from; k < to; ++k) mix(codes[k]);
+  if (trail) mix(0x20);
+  h1 ^= static_cast<uint32_t>(to - from + (lead ? 1 : 0) + (trail ? 1 : 0)) << 24;
+  h2 = (h2 ^ (h2 >> 16)) * 0x85ebca6bu;
+  h2 = (h2 ^ (h2 >> 13)) * 0xc2b2ae35u;
+  h2 ^= h2 >> 16;
+  return (static_cast<uint64_t>(h1) << 21) + (h2 & 0x1fffffu);
+}
+
+// eldScore(codes: Uint16Array, wordStarts: Int32Array, words, slotKeys: Float64Array, slotEntry:
+// Int32Array, offsets: Uint32Array, langs: Uint8Array, scores: Uint16Array, out: Float64Array) →
+// the number of distinct n-grams: eld's byte n-grams of each word (its first 70 symbols; 4 symbols at
+// stride 3, the first with a leading space; then the last 4 with a trailing space), each scored
+// once, adding score + 53 per language of its table entry into out (zeroed here).
+Napi::Value EldScore(const Napi::CallbackInfo& info) {
+  const char* fn = "eldScore";
+  size_t n_codes = 0, n_starts = 0, n_slots = 0, n_entry = 0, n_offsets = 0, n_langs = 0, n_scores = 0, n_out = 0;
+  const uint16_t* codes = typed_data<uint16_t>(info, 0, napi_uint16_array, fn, "codes", &n_codes);
+  const int32_t* starts = typed_data<int32_t>(info, 1, napi_int32_array, fn, "wordStarts", &n_starts);
+  if (info.Length() < 3 || !info[2].IsNumber()) throw Napi::TypeError::New(info.Env(), "eldScore: 'words' must be a number");
+  const int64_t words = info[2].As<Napi::Number>().Int64Value();
+  const double* slot_keys = typed_data<double>(info, 3, napi_float64_array, fn, "slotKeys", &n_slots);
+  const int32_t* slot_entry = typed_data<int32_t>(info, 4, napi_int32_array, fn, "slotEntry", &n_entry);
+  const uint32_t* offsets = typed_data<uint32_t>(info, 5, napi_uint32_array, fn, "offsets", &n_offsets);
+  const uint8_t* langs = typed_data<uint8_t>(info, 6, napi_uint8_array, fn, "langs", &n_langs);
+  const uint16_t* scores = typed_data<uint16_t>(info, 7, napi_uint16_array, fn, "scores", &n_scores);
+  double* out = typed_data<double>(info, 8, napi_float64_array, fn, "out", &n_out);
+  if (words < 0 || static_cast<size_t>(words) + 1 > n_starts || n_slots == 0 || (n_slots & (n_slots - 1)) != 0 ||
+      n_entry != n_slots || n_offsets == 0 || offsets[n_offsets - 1] > n_langs || n_langs != n_scores) {
+    throw Napi::RangeError::New(info.Env(), "eldScore: inconsistent table or word arrays");
+  }
+  if (words > 0 && static_cast<size_t>(starts[words]) > n_codes) throw Napi::RangeError::New(info.Env(), "eldScore: word starts past the codes");
+  std::fill(out, out + n_out, 0.0);
+  // The n-grams seen in this text: a few hundred at most, in a small open-addressing set.
+  thread_local std::vector<uint64_t> seen;
+  // codes holds at most 1024 symbols, so fewer than 2048 n-grams: the set is never more than half full.
+  constexpr size_t kSeen = 4096;
+  seen.assign(kSeen, 0);
+  int64_t distinct = 0;
+  const uint64_t mask = n_slots - 1;
+  const auto score = [&](int64_t from, int64_t to, bool lead, bool trail) {
+    const uint64_t key = eld_ngram_key(codes, from, to, lead, trail);
+    // Stored as key + 1: 0 marks an empty slot.
+    for (size_t i = (key * 0x9e3779b97f4a7c15ULL) >> 52;; i = (i + 1) & (kSeen - 1)) {
+      if (seen[i] == key + 1) return;
+      if (seen[i] == 0) {
+        seen[i] = key + 1;
+        break;
+      }
+    }
+    ++distinct;
+    const double dkey = static_cast<double>(key);
+    for (uint64_t i = key % n_slots;; i = (i + 1) & mask) {
+      const double k = slot_keys[i];
+      if (k == dkey) {
+        const int32_t e = slot_entry[i];
+        if (e < 0 || static_cast<size_t>(e) + 1 >= n_offsets) return;
+        // eld subtracted 53 from every stored score to shrink its table; it adds it back.
+        for (uint32_t j = offsets[e]; j < offsets[e + 1]; ++j) {
+          if (langs[j] < n_out) out[langs[j]] += static_cast<double>(scores[j]) + 53.0;
+        }
+        return;
+      }
+      if (k == 0) return;
+    }
+  };
+  for (int64_t w = 0; w < words; ++w) {
+    const int64_t s = starts[w], e = starts[w + 1];
+    const int64_t len = std::min<int64_t>(e - s, 70);
+    int64_t j = 0;
+    for (; j + 4 < len; j += 3) score(s + j, s + j + 4, j == 0, false);
+    score(s + std::max<int64_t>(0, len - 4), e, j == 0, true);
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(distinct));
+}
+
 void RegisterText(Napi::Env env, Napi::Object exports) {
   exports.Set("minhashSignature", Napi::Function::New(env, MinhashSignature, "minhashSignature"));
   exports.Set("textWordScan", Napi::Function::New(env, TextWordScan, "textWordScan"));
   exports.Set("ngramRepetition", Napi::Function::New(env, NgramRepetition, "ngramRepetition"));
   exports.Set("charNgramRepetition", Napi::Function::New(env, CharNgramRepetition, "charNgramRepetition"));
   exports.Set("exactKeyHash", Napi::Function::New(env, ExactKeyHash, "exactKeyHash"));
+  exports.Set("eldScore", Napi::Function::New(env, EldScore, "eldScore"));
 }
 
 }  // namespace weft

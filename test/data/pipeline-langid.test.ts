@@ -1,5 +1,5 @@
-import { describe, expect, it, beforeAll } from 'vitest';
-import { hasLetters, LanguageIdentifier, languageStage } from '../../src/data/pipeline/langid.js';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { hasLetters, LanguageIdentifier, languageStage, setNativeLangid } from '../../src/data/pipeline/langid.js';
 import { langidCorpora, textWindows } from '../../src/bench/data-clean.js';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -88,7 +88,14 @@ describe('language identification (eld)', () => {
 });
 
 describe('fast paths of language id', () => {
-  itShared('the fast scorer over the binary table gives the answers of eld itself on the shared corpora', async () => {
+  const SCORERS: [string, boolean][] = [
+    ['native', true],
+    ['TypeScript', false],
+  ];
+  afterEach(() => setNativeLangid(true));
+
+  itShared.each(SCORERS)('the fast scorer over the binary table (%s n-gram loop) gives the answers of eld itself on the shared corpora', async (_name, native) => {
+    setNativeLangid(native);
     const fast = await LanguageIdentifier.load({ fastTable: true });
     const fromModule = await LanguageIdentifier.load({ fastTable: false });
     let n = 0;
@@ -101,7 +108,8 @@ describe('fast paths of language id', () => {
     expect(n).toBeGreaterThan(100);
   });
 
-  it('the fast scorer answers as eld itself on mixed scripts, long words, surrogates and 1,000+ characters', async () => {
+  it.each(SCORERS)('the fast scorer (%s n-gram loop) answers as eld itself on mixed scripts, long words, surrogates and 1,000+ characters', async (_name, native) => {
+    setNativeLangid(native);
     // Whole texts (no sampling, one letter enough): the scorer itself is compared, past eld's own cuts.
     const fast = await LanguageIdentifier.load({ fastTable: true, sampleBytes: 100_000, minLetters: 1 });
     const eld = await LanguageIdentifier.load({ fastTable: false, sampleBytes: 100_000, minLetters: 1 });

@@ -20,6 +20,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomicSync } from '../../io/atomic.js';
+import { nativeAddonExports } from '../../tensor/backend/native.js';
 import type { Doc, DocStage, StageResult } from './types.js';
 
 export type EldModelSize = 'large' | 'medium' | 'small' | 'extrasmall';
@@ -401,16 +402,24 @@ class FastEld implements EldDetector {
     const text = input.substring(0, 1000).replace(this.helpers.separators, ' ').trim().toLowerCase();
     const words = eldByteCodes(text, dictionaryCodes(this.helpers.dictionary));
     const scores = new Float64Array(this.langCount);
-    this.seen.clear();
-    // eld's getByteNgrams: per word (its first 70 symbols), 4-symbol n-grams at stride 3, the first
-    // with a leading space, then the word's last 4 symbols (all, if fewer) with a trailing space.
-    for (let w = 0; w < words; w++) {
-      const s = wordStarts[w]!;
-      const e = wordStarts[w + 1]!;
-      const len = Math.min(e - s, 70);
-      let j = 0;
-      for (; j + 4 < len; j += 3) this.score(s + j, s + j + 4, j === 0, false, scores);
-      this.score(s + Math.max(0, len - 4), e, j === 0, true, scores);
+    const t = this.table;
+    const native = nativeEldScorer();
+    let distinct: number;
+    if (native !== null) {
+      distinct = native(codeBuf, wordStarts, words, t.slotKeys, t.slotEntry, t.offsets, t.langs, t.scores, scores);
+    } else {
+      this.seen.clear();
+      // eld's getByteNgrams: per word (its first 70 symbols), 4-symbol n-grams at stride 3, the first
+      // with a leading space, then the word's last 4 symbols (all, if fewer) with a trailing space.
+      for (let w = 0; w < words; w++) {
+        const s = wordStarts[w]!;
+        const e = wordStarts[w + 1]!;
+        const len = Math.min(e - s, 70);
+        let j = 0;
+        for (; j + 4 < len; j += 3) this.score(s + j, s + j + 4, j === 0, false, scores);
+        this.score(s + Math.max(0, len - 4), e, j === 0, true, scores);
+      }
+      distinct = this.seen.size;
     }
     // getMaxLang: the first language with the largest positive score.
     let best = -1;
@@ -422,7 +431,7 @@ class FastEld implements EldDetector {
       }
     }
     if (best < 0) return new this.helpers.LanguageResult('', [], 0, {});
-    return new this.helpers.LanguageResult(this.table.languages[String(best)]!, Array.from(scores), this.seen.size, this.table.languages);
+    return new this.helpers.LanguageResult(this.table.languages[String(best)]!, Array.from(scores), distinct, this.table.languages);
   }
 
   /** Adds the scores of the n-gram made of symbols [from, to) of the code buffer (with a space before and/or after), once per text. */
@@ -436,6 +445,36 @@ class FastEld implements EldDetector {
     // eld subtracted 53 from every stored score to shrink its table; it adds it back here.
     for (let k = offsets[e]!; k < offsets[e + 1]!; k++) scores[langs[k]!]! += add[k]! + 53;
   }
+}
+
+type EldScorer = (
+  codes: Uint16Array,
+  wordStarts: Int32Array,
+  words: number,
+  slotKeys: Float64Array,
+  slotEntry: Int32Array,
+  offsets: Uint32Array,
+  langs: Uint8Array,
+  scores: Uint16Array,
+  out: Float64Array,
+) => number;
+let eldScorer: EldScorer | null | undefined;
+
+/**
+ * The addon's n-gram scorer (native/text.cc eldScore: FastEld's word loop, the same sums), or null
+ * without the addon, with WEFT_NATIVE_TEXT=0, or after setNativeLangid(false).
+ */
+function nativeEldScorer(): EldScorer | null {
+  if (eldScorer === undefined) {
+    const fn = nativeAddonExports()?.eldScore;
+    eldScorer = typeof fn === 'function' && process.env.WEFT_NATIVE_TEXT !== '0' ? (fn as EldScorer) : null;
+  }
+  return eldScorer;
+}
+
+/** Turns the native n-gram scorer on or off (tests compare both with eld itself). */
+export function setNativeLangid(on: boolean): void {
+  eldScorer = on ? undefined : null;
 }
 
 /**
