@@ -565,12 +565,16 @@ Napi::Value EldScore(const Napi::CallbackInfo& info) {
   std::fill(out, out + n_out, 0.0);
   // The n-grams seen in this text: a few hundred at most, in a small open-addressing set.
   thread_local std::vector<uint64_t> seen;
+  thread_local std::vector<uint64_t> keys;
+  thread_local std::vector<int32_t> entries;
   // codes holds at most 1024 symbols, so fewer than 2048 n-grams: the set is never more than half full.
   constexpr size_t kSeen = 4096;
   seen.assign(kSeen, 0);
-  int64_t distinct = 0;
+  keys.clear();
   const uint64_t mask = n_slots - 1;
-  const auto score = [&](int64_t from, int64_t to, bool lead, bool trail) {
+  // Pass 1: the distinct keys, in eld's order, each slot prefetched. The table is megabytes: its
+  // lookups are cache misses, and issuing them all before using any overlaps their latencies.
+  const auto add = [&](int64_t from, int64_t to, bool lead, bool trail) {
     const uint64_t key = eld_ngram_key(codes, from, to, lead, trail);
     // Stored as key + 1: 0 marks an empty slot.
     for (size_t i = (key * 0x9e3779b97f4a7c15ULL) >> 52;; i = (i + 1) & (kSeen - 1)) {
@@ -580,29 +584,41 @@ Napi::Value EldScore(const Napi::CallbackInfo& info) {
         break;
       }
     }
-    ++distinct;
-    const double dkey = static_cast<double>(key);
-    for (uint64_t i = key % n_slots;; i = (i + 1) & mask) {
-      const double k = slot_keys[i];
-      if (k == dkey) {
-        const int32_t e = slot_entry[i];
-        if (e < 0 || static_cast<size_t>(e) + 1 >= n_offsets) return;
-        // eld subtracted 53 from every stored score to shrink its table; it adds it back.
-        for (uint32_t j = offsets[e]; j < offsets[e + 1]; ++j) {
-          if (langs[j] < n_out) out[langs[j]] += static_cast<double>(scores[j]) + 53.0;
-        }
-        return;
-      }
-      if (k == 0) return;
-    }
+    keys.push_back(key);
+    __builtin_prefetch(&slot_keys[key % n_slots]);
   };
   for (int64_t w = 0; w < words; ++w) {
     const int64_t s = starts[w], e = starts[w + 1];
     const int64_t len = std::min<int64_t>(e - s, 70);
     int64_t j = 0;
-    for (; j + 4 < len; j += 3) score(s + j, s + j + 4, j == 0, false);
-    score(s + std::max<int64_t>(0, len - 4), e, j == 0, true);
+    for (; j + 4 < len; j += 3) add(s + j, s + j + 4, j == 0, false);
+    add(s + std::max<int64_t>(0, len - 4), e, j == 0, true);
   }
+  // Pass 2: the table entries (their score ranges prefetched).
+  entries.clear();
+  for (const uint64_t key : keys) {
+    const double dkey = static_cast<double>(key);
+    for (uint64_t i = key % n_slots;; i = (i + 1) & mask) {
+      const double k = slot_keys[i];
+      if (k == dkey) {
+        const int32_t e = slot_entry[i];
+        if (e >= 0 && static_cast<size_t>(e) + 1 < n_offsets) {
+          entries.push_back(e);
+          __builtin_prefetch(&offsets[e]);
+        }
+        break;
+      }
+      if (k == 0) break;
+    }
+  }
+  // Pass 3: the sums (integers, exact in doubles, so their order does not matter).
+  for (const int32_t e : entries) {
+    // eld subtracted 53 from every stored score to shrink its table; it adds it back.
+    for (uint32_t j = offsets[e]; j < offsets[e + 1]; ++j) {
+      if (langs[j] < n_out) out[langs[j]] += static_cast<double>(scores[j]) + 53.0;
+    }
+  }
+  const int64_t distinct = static_cast<int64_t>(keys.size());
   return Napi::Number::New(info.Env(), static_cast<double>(distinct));
 }
 
