@@ -94,7 +94,8 @@ constexpr uint8_t C_LNM = 1, C_LN = 2, C_L = 4, C_SPACE = 8;
 
 // The string's UTF-16 units, copied into a per-thread buffer (the data pipeline runs one per worker).
 const std::vector<char16_t>& utf16_of(const Napi::CallbackInfo& info, size_t i, const char* fn) {
-  thread_local std::vector<char16_t> buf;
+  thread_local std::vector<char16_t> tls_buf;
+  std::vector<char16_t>& buf = tls_buf;
   if (i >= info.Length() || !info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": 'text' must be a string");
   napi_env env = info.Env();
   size_t len = 0;
@@ -261,14 +262,18 @@ struct NgramTable {
 // n with no repeated n-gram no longer n-gram repeats, so those rules are skipped (as gopher.ts does).
 int64_t first_rule_over(const int32_t* ids, const double* prefix, int64_t words, size_t len, const int32_t* ns,
                         const double* fracs, const uint8_t* dup, size_t n_ns, double joiner) {
-  thread_local std::vector<uint64_t> hashes;
-  thread_local NgramTable table;
+  thread_local std::vector<uint64_t> tls_hashes;
+  thread_local NgramTable tls_table;
+  // Bound once: each use of a function-local thread_local goes through its TLS wrapper otherwise.
+  std::vector<uint64_t>& hash_buf = tls_hashes;
+  NgramTable& table = tls_table;
   // Prefix polynomial hashes mod 2^64 of the (mixed) ids: the n-gram at i is H[i+n] - H[i]·B^n.
   constexpr uint64_t B = 0x9e3779b97f4a7c15ULL;
-  hashes.resize(words + 1);
+  hash_buf.resize(words + 1);
+  uint64_t* hashes = hash_buf.data();
   hashes[0] = 0;
   for (int64_t k = 0; k < words; ++k) hashes[k + 1] = hashes[k] * B + mix64(static_cast<uint64_t>(ids[k]) + 1);
-  auto ngram = [&](int64_t i, int64_t n, uint64_t pow) { return hashes[i + n] - hashes[i] * pow; };
+  auto ngram = [hashes](int64_t i, int64_t n, uint64_t pow) { return hashes[i + n] - hashes[i] * pow; };
   const double text_len = static_cast<double>(len);
   int64_t no_repeat_from = INT64_MAX;
   for (size_t r = 0; r < n_ns; ++r) {
@@ -344,11 +349,16 @@ Napi::Value NgramRepetition(const Napi::CallbackInfo& info) {
     }
   }
   // Word ids (equal units, equal id) and the prefix of word lengths.
-  thread_local std::vector<int32_t> ids;
-  thread_local std::vector<double> prefix;
-  thread_local NgramTable table;
-  ids.resize(words);
-  prefix.assign(words + 1, 0.0);
+  thread_local std::vector<int32_t> tls_ids;
+  thread_local std::vector<double> tls_prefix;
+  thread_local NgramTable tls_table;
+  std::vector<int32_t>& id_buf = tls_ids;
+  std::vector<double>& prefix_buf = tls_prefix;
+  NgramTable& table = tls_table;
+  id_buf.resize(words);
+  prefix_buf.assign(words + 1, 0.0);
+  int32_t* ids = id_buf.data();
+  double* prefix = prefix_buf.data();
   {
     // Keyed by a 64-bit hash of the units; a hit is confirmed by comparing them.
     table.reset(static_cast<size_t>(words));
@@ -376,7 +386,7 @@ Napi::Value NgramRepetition(const Napi::CallbackInfo& info) {
       prefix[w + 1] = prefix[w] + n;
     }
   }
-  const int64_t r = first_rule_over(ids.data(), prefix.data(), words, len, ns, fracs, dup, n_ns, 1.0);
+  const int64_t r = first_rule_over(ids, prefix, words, len, ns, fracs, dup, n_ns, 1.0);
   if (r == -2) throw Napi::RangeError::New(info.Env(), "ngramRepetition: every n must be ≥ 1");
   return Napi::Number::New(info.Env(), static_cast<double>(r));
 }
@@ -394,17 +404,22 @@ Napi::Value CharNgramRepetition(const Napi::CallbackInfo& info) {
   if (n_classes != 65536 || n_fracs != n_ns || n_dup != n_ns) {
     throw Napi::RangeError::New(info.Env(), "charNgramRepetition: classes must have 65536 entries; ns/fracs/dup one per rule");
   }
-  thread_local std::vector<int32_t> ids;
-  thread_local std::vector<double> prefix;
-  ids.clear();
-  prefix.assign(1, 0.0);
-  for (char16_t c : text) {
+  thread_local std::vector<int32_t> tls_ids;
+  thread_local std::vector<double> tls_prefix;
+  std::vector<int32_t>& id_buf = tls_ids;
+  std::vector<double>& prefix_buf = tls_prefix;
+  if (id_buf.size() < text.size()) id_buf.resize(text.size());
+  if (prefix_buf.size() < text.size() + 1) prefix_buf.resize(text.size() + 1);
+  int32_t* ids = id_buf.data();
+  double* prefix = prefix_buf.data();
+  int64_t count = 0;
+  prefix[0] = 0.0;
+  for (const char16_t c : text) {
     if (!(cls_of[c] & C_LN)) continue;
-    ids.push_back(c);
-    prefix.push_back(static_cast<double>(ids.size()));
+    ids[count++] = c;
+    prefix[count] = static_cast<double>(count);
   }
-  const int64_t r = first_rule_over(ids.data(), prefix.data(), static_cast<int64_t>(ids.size()), text.size(), ns, fracs,
-                                    dup, n_ns, 0.0);
+  const int64_t r = first_rule_over(ids, prefix, count, text.size(), ns, fracs, dup, n_ns, 0.0);
   if (r == -2) throw Napi::RangeError::New(info.Env(), "charNgramRepetition: every n must be ≥ 1");
   return Napi::Number::New(info.Env(), static_cast<double>(r));
 }
@@ -495,11 +510,16 @@ Napi::Value ExactKeyHash(const Napi::CallbackInfo& info) {
   uint8_t* out = typed_data<uint8_t>(info, 1, napi_uint8_array, fn, "out", &n_out);
   if (n_out != 16) throw Napi::RangeError::New(info.Env(), "exactKeyHash: 'out' must be a Uint8Array of 16 bytes");
   const bool lower_ascii = info.Length() > 2 && info[2].ToBoolean().Value();
-  thread_local std::vector<uint8_t> bytes;
-  bytes.resize(2 * text.size());
+  thread_local std::vector<uint8_t> bytes_buf;
+  if (bytes_buf.size() < 2 * text.size()) bytes_buf.resize(2 * text.size());
+  // Plain pointers in the loop: through the thread-local vector, every byte store would reload it.
+  uint8_t* bytes = bytes_buf.data();
+  const char16_t* units = text.data();
+  const size_t len = text.size();
   size_t n = 0;
   bool pending_space = false;
-  for (char16_t u : text) {
+  for (size_t i = 0; i < len; ++i) {
+    char16_t u = units[i];
     if (lower_ascii && u >= 'A' && u <= 'Z') u = static_cast<char16_t>(u + 32);
     if (is_js_space(u)) {
       // Only between words: leading and trailing runs vanish (trim).
@@ -514,7 +534,7 @@ Napi::Value ExactKeyHash(const Napi::CallbackInfo& info) {
     bytes[n++] = static_cast<uint8_t>(u & 0xff);
     bytes[n++] = static_cast<uint8_t>(u >> 8);
   }
-  murmur3_x86_128(bytes.data(), n, 0, out);
+  murmur3_x86_128(bytes, n, 0, out);
   return info.Env().Undefined();
 }
 
