@@ -186,6 +186,8 @@ interface Manifest {
 }
 
 const DEFAULT_FILTERS: FilterName[] = ['gopher', 'c4', 'cjk', 'pii'];
+/** Chunk token bytes the pack stage keeps in memory between its passes (beyond it, chunks are read again). */
+const PACK_CACHE_BYTES = 256 * 2 ** 20;
 
 function resolveSettings(o: PrepareOptions, files: Settings['files']): { settings: Settings; minhash: ResolvedMinHashOptions } {
   const seqLen = o.seqLen ?? 1024;
@@ -760,13 +762,30 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     const start = { pass: st.pass, chunk: st.chunk, doc: st.doc, offset: st.offset };
     const report = (): void =>
       progress({ stage: 'pack', docs: st.copiesPacked, bytes: 0, totalBytes, tokens: st.tokens + packer.pending, shards: st.shards.length, fraction: dd.copies > 0 ? Math.min(1, st.copiesPacked / dd.copies) : null });
+    // A chunk's metadata and tokens, read once and kept for the later passes while they fit the budget
+    // (a language upsampled to k epochs makes k passes over the chunks).
+    const kept = new Map<number, { meta: ChunkMeta; tokens: ReturnType<typeof decodeChunkTokens> | null }>();
+    let keptBytes = 0;
+    const chunkData = (ci: number): { meta: ChunkMeta; tokens: ReturnType<typeof decodeChunkTokens> | null } => {
+      const have = kept.get(ci);
+      if (have !== undefined) return have;
+      const meta = readJson<ChunkMeta>(join(work, chunkName(ci, 'meta.json')));
+      const tokens = settings.tokenizer !== null && existsSync(tokPath(ci)) ? decodeChunkTokens(readFileSync(tokPath(ci))) : null;
+      const data = { meta, tokens };
+      const bytes = tokens === null ? 0 : tokens.ids.byteLength;
+      if (dd.passes > 1 && keptBytes + bytes <= PACK_CACHE_BYTES) {
+        kept.set(ci, data);
+        keptBytes += bytes;
+      }
+      return data;
+    };
     report();
     try {
       for (let pass = start.pass; pass < dd.passes; pass++) {
         for (let ci = pass === start.pass ? start.chunk : 0; ci < chunks.length; ci++) {
           const firstDoc = pass === start.pass && ci === start.chunk ? start.doc : 0;
           // The chunk's languages and sources decide the copies; the texts are read only when they still need tokenizing.
-          const meta = readJson<ChunkMeta>(join(work, chunkName(ci, 'meta.json')));
+          const meta = chunkData(ci).meta;
           const docCount = meta.ids.length;
           const selected: number[] = [];
           for (let k = firstDoc; k < docCount; k++) {
@@ -793,7 +812,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
             // Counted when the document's last token is in; a resumed document is counted once.
             st.copiesPacked++;
           };
-          const tokFile = settings.tokenizer !== null && existsSync(tokPath(ci)) ? decodeChunkTokens(readFileSync(tokPath(ci))) : null;
+          const tokFile = chunkData(ci).tokens;
           if (tokFile !== null) {
             if (tokFile.starts.length - 1 !== docCount) throw new Error(`data prepare: chunk ${ci} has ${docCount} documents but ${tokFile.starts.length - 1} tokenized; delete the output directory and rerun`);
             for (const k of selected) consume(k, tokFile.ids.subarray(tokFile.starts[k]!, tokFile.starts[k + 1]!));
