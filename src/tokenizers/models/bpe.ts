@@ -188,7 +188,11 @@ class MergeHeap {
 }
 
 function toMap(v: Map<string, number> | Record<string, number>): Map<string, number> {
-  return v instanceof Map ? new Map(v) : new Map(Object.entries(v));
+  if (v instanceof Map) return new Map(v);
+  // for…in rather than Object.entries: no [key, value] array per token (50k of them for GPT-2).
+  const map = new Map<string, number>();
+  for (const k in v) if (Object.hasOwn(v, k)) map.set(k, v[k]!);
+  return map;
 }
 
 export class BPE implements TokenizerModel, FastWordModel {
@@ -200,8 +204,9 @@ export class BPE implements TokenizerModel, FastWordModel {
 
   private readonly vocab: Map<string, number>;
   private readonly vocabR: (string | undefined)[];
-  private readonly mergeList: [string, string][];
-  private readonly pairs: PairTable;
+  /** The merges as token pairs and the TypeScript pair table: built on first use (the native encoder needs neither). */
+  private mergeListCache: [string, string][] | null = null;
+  private pairsCache: PairTable | null = null;
   readonly dropout: number | null;
   readonly unkToken: string | null;
   readonly continuingSubwordPrefix: string | null;
@@ -246,8 +251,6 @@ export class BPE implements TokenizerModel, FastWordModel {
     this.ignoreMerges = opts.ignoreMerges ?? false;
     this.cacheCapacity = opts.cacheCapacity ?? 100_000;
 
-    this.mergeList = [];
-    this.pairs = new PairTable(opts.merges.length);
     this.mergeLeft = new Int32Array(opts.merges.length);
     this.mergeRight = new Int32Array(opts.merges.length);
     this.mergeInto = new Int32Array(opts.merges.length);
@@ -269,8 +272,6 @@ export class BPE implements TokenizerModel, FastWordModel {
       const mergedText = pair[0] + (prefixLen > 0 && pair[1].startsWith(this.continuingSubwordPrefix!) ? pair[1].slice(prefixLen) : pair[1]);
       const merged = this.vocab.get(mergedText);
       if (merged === undefined) throw new Error(`BPE: merge ${rank} (${JSON.stringify(pair.join(' '))}) makes ${JSON.stringify(mergedText)}, which is not in the vocabulary`);
-      this.mergeList.push(pair);
-      this.pairs.set(a, b, rank, merged);
       this.mergeLeft[rank] = a;
       this.mergeRight[rank] = b;
       this.mergeInto[rank] = merged;
@@ -318,7 +319,8 @@ export class BPE implements TokenizerModel, FastWordModel {
     const entries = [...this.vocab].sort((a, b) => a[1] - b[1]);
     for (const [tok, id] of entries) vocab[tok] = id;
     // "a b" strings are what every tokenizers version reads; pairs only when a token holds a space.
-    const needPairs = this.mergeList.some(([a, b]) => a.includes(' ') || b.includes(' '));
+    const mergeList = this.merges;
+    const needPairs = mergeList.some(([a, b]) => a.includes(' ') || b.includes(' '));
     return {
       type: 'BPE',
       dropout: this.dropout,
@@ -329,7 +331,7 @@ export class BPE implements TokenizerModel, FastWordModel {
       byte_fallback: this.byteFallback,
       ignore_merges: this.ignoreMerges,
       vocab,
-      merges: needPairs ? this.mergeList.map(([a, b]) => [a, b]) : this.mergeList.map(([a, b]) => `${a} ${b}`),
+      merges: needPairs ? mergeList.map(([a, b]) => [a, b]) : mergeList.map(([a, b]) => `${a} ${b}`),
     };
   }
 
@@ -338,7 +340,19 @@ export class BPE implements TokenizerModel, FastWordModel {
   }
 
   get merges(): readonly (readonly [string, string])[] {
-    return this.mergeList;
+    // Every merge names tokens of the vocabulary, so the ids give the pair back.
+    this.mergeListCache ??= Array.from(this.mergeLeft, (a, r) => [this.vocabR[a]!, this.vocabR[this.mergeRight[r]!]!]);
+    return this.mergeListCache;
+  }
+
+  /** The pair table of the TypeScript merge paths (the first, lowest-rank rule for a pair wins). */
+  private get pairs(): PairTable {
+    if (this.pairsCache === null) {
+      const table = new PairTable(this.mergeLeft.length);
+      for (let r = 0; r < this.mergeLeft.length; r++) table.set(this.mergeLeft[r]!, this.mergeRight[r]!, r, this.mergeInto[r]!);
+      this.pairsCache = table;
+    }
+    return this.pairsCache;
   }
 
   tokenToId(token: string): number | undefined {
