@@ -11,10 +11,9 @@ import type { Doc, DocFilter } from '../types.js';
 import {
   bulletAndEllipsisLineRatios,
   countOccurrences,
-  findDuplicates,
+  duplicateLines,
+  duplicateParagraphs,
   isCjkText,
-  splitLinesForRepetition,
-  splitParagraphs,
   scanWords,
   wordNgramRepetition,
 } from './text-stats.js';
@@ -171,13 +170,12 @@ export function lineParagraphRepetition(
 ): string | null {
   const len = text.length;
   if (len === 0) return null;
-  const paragraphs = splitParagraphs(text);
-  const paraDup = findDuplicates(paragraphs);
-  if (limits.dupParaFrac !== null && paraDup.elements / paragraphs.length > limits.dupParaFrac) return `${prefix}_dup_para_frac`;
+  // The counts of findDuplicates over splitParagraphs / splitLinesForRepetition, without the strings.
+  const paraDup = duplicateParagraphs(text);
+  if (limits.dupParaFrac !== null && paraDup.elements / paraDup.count > limits.dupParaFrac) return `${prefix}_dup_para_frac`;
   if (limits.dupParaCharFrac !== null && paraDup.chars / len > limits.dupParaCharFrac) return `${prefix}_dup_para_char_frac`;
-  const lines = splitLinesForRepetition(text);
-  const lineDup = findDuplicates(lines);
-  if (limits.dupLineFrac !== null && lineDup.elements / lines.length > limits.dupLineFrac) return `${prefix}_dup_line_frac`;
+  const lineDup = duplicateLines(text);
+  if (limits.dupLineFrac !== null && lineDup.elements / lineDup.count > limits.dupLineFrac) return `${prefix}_dup_line_frac`;
   if (limits.dupLineCharFrac !== null && lineDup.chars / len > limits.dupLineCharFrac) return `${prefix}_dup_line_char_frac`;
   return null;
 }

@@ -130,6 +130,20 @@ let scanStarts = new Int32Array(1024);
 let scanEnds = new Int32Array(1024);
 const scanStats = new Int32Array(4);
 const SURROGATE_RE = /[\ud800-\udfff]/;
+let lastSurrogateText: string | null = null;
+let lastHasSurrogates = false;
+
+/**
+ * Whether the text holds a surrogate unit (the native kernels take BMP text only). The regex beats
+ * a charCodeAt loop several times over; memoised, as the word scan and the n-gram rules ask in a row.
+ */
+function hasSurrogates(text: string): boolean {
+  if (text !== lastSurrogateText) {
+    lastHasSurrogates = SURROGATE_RE.test(text);
+    lastSurrogateText = text;
+  }
+  return lastHasSurrogates;
+}
 
 interface NativeText {
   textWordScan(text: string, classes: Uint8Array, starts: Int32Array, ends: Int32Array, stats: Int32Array): number;
@@ -179,7 +193,7 @@ export function scanWords(text: string): WordScan {
   if (text === lastScanText) return lastScan;
   const len = text.length;
   const native = nativeText();
-  if (native !== null && !SURROGATE_RE.test(text)) {
+  if (native !== null && !hasSurrogates(text)) {
     const cap = (len >> 1) + 1;
     if (scanStarts.length < cap) {
       scanStarts = new Int32Array(Math.max(1024, cap));
@@ -378,6 +392,76 @@ export function findDuplicates(items: readonly string[]): { elements: number; ch
     } else seen.add(it);
   }
   return { elements, chars };
+}
+
+/** Duplicate elements (second and later occurrences), their total characters, and how many elements there are. */
+export interface DuplicateStats {
+  elements: number;
+  chars: number;
+  count: number;
+}
+
+const seenElements = new Set<string>();
+/** Element length → start of the only element seen with it, or -1 once that length has gone to the Set. */
+const firstOfLength = new Map<number, number>();
+
+/**
+ * {@link findDuplicates} of `s` split on runs of `minRun` or more newlines (the elements of
+ * s.split(/\n+/) for 1, of s.split(/\n{2,}/) for 2): separators found with indexOf (no regex, no
+ * array of elements). An element can only repeat one of the same length, so an element's string is
+ * made and hashed (natively, by a Set) only once a second element of its length appears: in prose
+ * most lines have a length of their own, and a text with one paragraph hashes nothing.
+ */
+function duplicateElements(s: string, minRun: number): DuplicateStats {
+  const len = s.length;
+  const seen = seenElements;
+  const first = firstOfLength;
+  let elements = 0;
+  let chars = 0;
+  let count = 0;
+  let start = 0;
+  let from = 0;
+  for (;;) {
+    let nl = s.indexOf('\n', from);
+    if (nl < 0) nl = len;
+    let r = nl;
+    while (r < len && s.charCodeAt(r) === 10) r++;
+    // A run shorter than minRun stays inside the element.
+    if (nl < len && r - nl < minRun) {
+      from = r;
+      continue;
+    }
+    count++;
+    const size = nl - start;
+    const other = first.get(size);
+    if (other === undefined) first.set(size, start);
+    else {
+      if (other >= 0) {
+        seen.add(s.slice(other, other + size));
+        first.set(size, -1);
+      }
+      const element = s.slice(start, nl);
+      if (seen.has(element)) {
+        elements++;
+        chars += size;
+      } else seen.add(element);
+    }
+    if (nl === len) break;
+    start = from = r;
+  }
+  seen.clear();
+  first.clear();
+  return { elements, chars, count };
+}
+
+/** findDuplicates(splitLinesForRepetition(text)) and the number of lines, without the strings. */
+export function duplicateLines(text: string): DuplicateStats {
+  return duplicateElements(text, 1);
+}
+
+/** findDuplicates(splitParagraphs(text)) and the number of paragraphs, without the strings. */
+export function duplicateParagraphs(text: string): DuplicateStats {
+  return duplicateElements(text.trim(), 2);
 }
 
 /** A sequence of units (word ids or characters) with their character lengths, for n-gram statistics. */
@@ -618,7 +702,7 @@ export function wordNgramRepetition(
   dup: ReadonlyArray<readonly [number, number]>,
 ): ['top' | 'dup', number] | null {
   const native = nativeText();
-  if (native !== null && !SURROGATE_RE.test(text)) {
+  if (native !== null && !hasSurrogates(text)) {
     const a = rulesFor(top, dup);
     return ruleAt(native.ngramRepetition(text, scan.starts, scan.ends, scan.count, a.ns, a.fracs, a.dup), top, dup);
   }
@@ -628,7 +712,7 @@ export function wordNgramRepetition(
 /** The CJK rules' character n-gram repetition: the same over the text's letters and digits as single characters, none joined. */
 export function charNgramRepetition(text: string, top: ReadonlyArray<readonly [number, number]>, dup: ReadonlyArray<readonly [number, number]>): ['top' | 'dup', number] | null {
   const native = nativeText();
-  if (native !== null && !SURROGATE_RE.test(text)) {
+  if (native !== null && !hasSurrogates(text)) {
     const a = rulesFor(top, dup);
     return ruleAt(native.charNgramRepetition(text, native.classes, a.ns, a.fracs, a.dup), top, dup);
   }
@@ -642,24 +726,57 @@ export function isCjkChar(ch: string): boolean {
   return CJK_CHAR_RE.test(ch);
 }
 
-/** Code points of `text` with class bit `bit` (a table lookup per unit instead of a regex match array). */
-function countClass(text: string, bit: number): number {
-  let n = 0;
-  for (let i = 0; i < text.length; ) {
-    if (classAt(text, i) & bit) n++;
-    i += scanWidth;
+/** Class bits of a BMP unit (a lone surrogate included), filled from the regexes on first sight. */
+function unitClass(c: number): number {
+  const v = classTable[c] as number;
+  if (v !== 0) return v;
+  const filled = classOfString(String.fromCharCode(c));
+  classTable[c] = filled;
+  return filled;
+}
+
+let lastCountsText: string | null = null;
+let lastCjk = 0;
+let lastLettersAndDigits = 0;
+
+/**
+ * CJK code points and letter/digit code points of `text`, from one pass with the class table looked
+ * up inline (a valid surrogate pair is one code point, classed as classAt does); memoised for the
+ * last text, as the CJK filter asks for both counts of the same text.
+ */
+function countCjkAndLettersAndDigits(text: string): void {
+  if (text === lastCountsText) return;
+  const len = text.length;
+  let cjk = 0;
+  let letters = 0;
+  for (let i = 0; i < len; i++) {
+    const c = text.charCodeAt(i);
+    let v: number;
+    if ((c & 0xfc00) === 0xd800 && i + 1 < len && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      v = classAt(text, i);
+      i++;
+    } else {
+      v = classTable[c] as number;
+      if (v === 0) v = unitClass(c);
+    }
+    cjk += (v >> 4) & 1; // C_CJK
+    letters += (v >> 1) & 1; // C_LN
   }
-  return n;
+  lastCountsText = text;
+  lastCjk = cjk;
+  lastLettersAndDigits = letters;
 }
 
 /** CJK code points (CJK_CHAR_RE), counted. */
 export function countCjkChars(text: string): number {
-  return countClass(text, C_CJK);
+  countCjkAndLettersAndDigits(text);
+  return lastCjk;
 }
 
 /** Letters and digits ([\p{L}\p{N}] code points), counted. */
 export function countLettersAndDigits(text: string): number {
-  return countClass(text, C_LN);
+  countCjkAndLettersAndDigits(text);
+  return lastLettersAndDigits;
 }
 
 /** Letters and digits only (punctuation, symbols and spaces removed): the character stream of the CJK n-gram rules. */
@@ -691,27 +808,85 @@ export const CJK_LANGS: ReadonlySet<string> = new Set(['zh', 'ja', 'ko']);
  */
 export function isCjkText(text: string, lang?: string): boolean {
   if (lang !== undefined && lang !== 'und') return CJK_LANGS.has(lang);
+  // Memoised: the Gopher, Gopher repetition and CJK filters each ask about the same text in a row.
+  if (text === lastCjkTextInput) return lastCjkTextAnswer;
   // A 2,000-character sample decides: script mix does not change along a document, and this runs per document.
   const sample = text.length > 2000 ? text.slice(0, 2000) : text;
   const letters = countLettersAndDigits(sample);
-  return letters > 0 && countCjkChars(sample) / letters > 0.5;
+  lastCjkTextAnswer = letters > 0 && countCjkChars(sample) / letters > 0.5;
+  lastCjkTextInput = text;
+  return lastCjkTextAnswer;
 }
+
+let lastCjkTextInput: string | null = null;
+let lastCjkTextAnswer = false;
 
 /** Bullet characters that start list lines (Gopher's "bullet point" lines). */
 export const BULLET_RE = /^\s*[•●○◦▪▫■□‣⁃∙·\-*]/u;
 /** Lines ending with an ellipsis: "...", "…" (and the CJK "……"). */
 export const ELLIPSIS_END_RE = /(?:\.\.\.|…)\s*$/u;
 
-/** Fractions of lines that start with a bullet / end with an ellipsis (lines split on single newlines). */
+/** JS's \s (WhiteSpace and LineTerminator) for a UTF-16 unit; every one of them is in the BMP. */
+export function isJsSpace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0xa0) return false;
+  return (
+    c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
+  );
+}
+
+/** The bullet characters of BULLET_RE. */
+function isBullet(c: number): boolean {
+  switch (c) {
+    case 0x2022: // •
+    case 0x25cf: // ●
+    case 0x25cb: // ○
+    case 0x25e6: // ◦
+    case 0x25aa: // ▪
+    case 0x25ab: // ▫
+    case 0x25a0: // ■
+    case 0x25a1: // □
+    case 0x2023: // ‣
+    case 0x2043: // ⁃
+    case 0x2219: // ∙
+    case 0x00b7: // ·
+    case 0x2d: // -
+    case 0x2a: // *
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * Fractions of lines that start with a bullet / end with an ellipsis (lines split on single newlines).
+ * One walk over the line ends with indexOf and unit checks, answering as BULLET_RE and ELLIPSIS_END_RE
+ * do: a bullet after the leading whitespace; "..." or "…" right before the trailing whitespace (none of
+ * these characters is whitespace, so the regexes' backtracking can match nowhere else).
+ */
 export function bulletAndEllipsisLineRatios(text: string): { bullet: number; ellipsis: number } {
-  const lines = text.split('\n');
+  const len = text.length;
+  let lines = 0;
   let bullet = 0;
   let ellipsis = 0;
-  for (const line of lines) {
-    if (BULLET_RE.test(line)) bullet++;
-    if (ELLIPSIS_END_RE.test(line)) ellipsis++;
+  let start = 0;
+  for (;;) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = len;
+    lines++;
+    let i = start;
+    while (i < end && isJsSpace(text.charCodeAt(i))) i++;
+    if (i < end && isBullet(text.charCodeAt(i))) bullet++;
+    let k = end;
+    while (k > i && isJsSpace(text.charCodeAt(k - 1))) k--;
+    if (k > start) {
+      const last = text.charCodeAt(k - 1);
+      if (last === 0x2026 || (last === 0x2e && k - 3 >= start && text.charCodeAt(k - 2) === 0x2e && text.charCodeAt(k - 3) === 0x2e)) ellipsis++;
+    }
+    if (end === len) break;
+    start = end + 1;
   }
-  return { bullet: bullet / lines.length, ellipsis: ellipsis / lines.length };
+  return { bullet: bullet / lines, ellipsis: ellipsis / lines };
 }
 
 /** Non-overlapping occurrences of `needle` in `text`. */
