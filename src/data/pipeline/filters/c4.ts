@@ -38,8 +38,6 @@ export interface C4Options {
 const END_MARK_CODES = new Set(['.', '?', '!', '"', "'", '”', '’'].map((m) => m.charCodeAt(0)));
 const POLICY_SUBSTRINGS = ['terms of use', 'privacy policy', 'cookie policy', 'uses cookies', 'use of cookies', 'use cookies'];
 const CITATION_RE = /\[\d*\]|\[edit\]|\[citation needed\]/gi;
-// Sentence ends: terminal marks (possibly closed by quotes/brackets) followed by space or the end.
-const SENTENCE_END_RE = /[.!?]+["'”’)\]]*(?=\s|$)/g;
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -91,11 +89,57 @@ export function spacedWords(line: string): { count: number; longest: number } {
 }
 
 export function countSentences(line: string): number {
-  let n = 0;
-  SENTENCE_END_RE.lastIndex = 0;
-  while (SENTENCE_END_RE.exec(line) !== null) n++;
-  return Math.max(1, n);
+  return Math.max(1, sentenceEndsIn(line, 0, line.length));
 }
+
+const DOT = 0x2e;
+
+/** Terminal marks that may start a sentence end: . ! ? */
+function isSentenceMark(c: number): boolean {
+  return c === 0x2e || c === 0x21 || c === 0x3f;
+}
+
+/** Characters that may close a sentence end after its marks: " ' ” ’ ) ] */
+function isSentenceCloser(c: number): boolean {
+  return c === 0x22 || c === 0x27 || c === 0x201d || c === 0x2019 || c === 0x29 || c === 0x5d;
+}
+
+/** Character classes of the line scan: part of a word, \s, a terminal mark (. ! ?), a closer (" ' ” ’ ) ]). */
+const OTHER = 0;
+const SPACE = 1;
+const MARK = 2;
+const CLOSER = 3;
+const ASCII_CLASS = new Uint8Array(0x80);
+for (let c = 0; c < 0x80; c++) ASCII_CLASS[c] = isJsSpace(c) ? SPACE : isSentenceMark(c) ? MARK : isSentenceCloser(c) ? CLOSER : OTHER;
+
+/**
+ * Matches of SENTENCE_END_RE in s[from, to), counted by a scan. Exact because the regex never needs its
+ * backtracking: a shorter run of marks or closers is followed by a mark or closer, never by \s, so a match
+ * starts at a mark iff the maximal marks run then the maximal closers run after it reach \s or the end.
+ */
+function sentenceEndsIn(s: string, from: number, to: number): number {
+  let n = 0;
+  let i = from;
+  while (i < to) {
+    if (!isSentenceMark(s.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < to && isSentenceMark(s.charCodeAt(j))) j++;
+    while (j < to && isSentenceCloser(s.charCodeAt(j))) j++;
+    if (j === to || isJsSpace(s.charCodeAt(j))) n++;
+    i = j;
+  }
+  return n;
+}
+
+/**
+ * Whether a lower-case rule phrase can occur in a line: true whenever line.toLowerCase() contains one (every
+ * policy phrase contains "cookie" or is listed; the `u` flag folds K, the Kelvin sign that toLowerCase maps
+ * to "k"). A false positive only costs the exact check.
+ */
+const LOWER_RULE_HINT_RE = /lorem ipsum|javascript|terms of use|privacy policy|cookie/iu;
 
 export interface C4LineResult {
   /** null = keep the document (with `lines`), else the rule dropping it. */
@@ -110,46 +154,122 @@ export function c4Lines(text: string, opts: C4Options = {}): C4LineResult {
   const minWords = opts.minWordsPerLine ?? 5;
   const minSentences = opts.minSentences ?? 3;
   const maxWordLength = opts.maxWordLength ?? 1000;
+  const citations = opts.citations ?? true;
+  const loremIpsum = opts.loremIpsum ?? true;
+  const javascript = opts.javascript ?? true;
+  const curlyBraces = opts.curlyBraces ?? true;
+  const policy = opts.policy ?? true;
   const removed: Record<string, number> = {};
   const bump = (k: string): void => {
     removed[k] = (removed[k] ?? 0) + 1;
   };
   const kept: string[] = [];
   let sentences = 0;
-  // The lower-case rules look at each line only when the document holds one of their phrases at all.
-  // (Citations are removed first, as from each line: removing one can join a phrase.)
-  const lowerDoc = ((opts.citations ?? true) ? text.replace(CITATION_RE, '') : text).toLowerCase();
-  const lowerRules = lowerDoc.includes('lorem ipsum') || lowerDoc.includes('javascript') || POLICY_SUBSTRINGS.some((p) => lowerDoc.includes(p));
-  for (const raw of text.split('\n')) {
-    let line = raw.trim();
-    if (line.length === 0) continue;
-    const words = spacedWords(line);
-    if (maxWordLength > 0 && words.longest > maxWordLength) {
-      bump('c4_line_long_word');
+  // Citations can only match at a '['; the same goes for '{'. Their next positions are tracked so a line
+  // is searched only when it holds one.
+  let nextBracket = citations ? text.indexOf('[') : -1;
+  let nextCurly = curlyBraces ? text.indexOf('{') : -1;
+  const lowerRules = loremIpsum || javascript || policy;
+  const n = text.length;
+  let lineStart = 0;
+  while (lineStart <= n) {
+    let lineEnd = text.indexOf('\n', lineStart);
+    if (lineEnd < 0) lineEnd = n;
+    const nextLine = lineEnd + 1;
+    // Trim (String.prototype.trim strips exactly the isJsSpace set).
+    let s = lineStart;
+    let e = lineEnd;
+    while (s < e && isJsSpace(text.charCodeAt(s))) s++;
+    if (s === e) {
+      lineStart = nextLine;
       continue;
     }
-    if (opts.citations ?? true) line = line.replace(CITATION_RE, '').trim();
-    if (terminal && (!END_MARK_CODES.has(line.charCodeAt(line.length - 1)) || line.endsWith('...'))) {
+    while (isJsSpace(text.charCodeAt(e - 1))) e--;
+    // The line is text[s, e), or `line` once citations were cut from it.
+    let line: string | null = null;
+    if (nextBracket >= 0 && nextBracket < s) nextBracket = text.indexOf('[', s);
+    const cut = nextBracket >= 0 && nextBracket < e;
+    if (cut) line = text.slice(s, e).replace(CITATION_RE, '').trim();
+    let terminalOk = true;
+    if (terminal) {
+      if (line === null) {
+        const last = text.charCodeAt(e - 1);
+        terminalOk = END_MARK_CODES.has(last) && !(last === DOT && e - s >= 3 && text.charCodeAt(e - 2) === DOT && text.charCodeAt(e - 3) === DOT);
+      } else {
+        terminalOk = END_MARK_CODES.has(line.charCodeAt(line.length - 1)) && !line.endsWith('...');
+      }
+    }
+    // The long-word rule comes first, but a line no longer than maxWordLength cannot break it: skip the scan.
+    if (!terminalOk && (maxWordLength === 0 || e - s <= maxWordLength)) {
       bump('c4_line_no_terminal_punct');
+      lineStart = nextLine;
       continue;
     }
-    if (words.count < minWords) {
+    // One scan of text[s, e) (trimmed, so it starts and ends with a word) gives spacedWords' count and longest
+    // chunk, and the sentence ends of countSentences: a SENTENCE_END_RE match ends exactly at the end of a chunk
+    // whose last character, past any closers, is a terminal mark (see sentenceEndsIn).
+    let count = 1;
+    let longest = 0;
+    let run = 0;
+    let ends = 0;
+    let markBeforeClosers = false;
+    for (let i = s; i < e; i++) {
+      const c = text.charCodeAt(i);
+      const cls = c < 0x80 ? ASCII_CLASS[c] : c === 0x2019 || c === 0x201d ? CLOSER : isJsSpace(c) ? SPACE : OTHER;
+      if (cls === OTHER) {
+        run++;
+        markBeforeClosers = false;
+      } else if (cls === SPACE) {
+        if (run > 0) {
+          if (run > longest) longest = run;
+          if (markBeforeClosers) ends++;
+          run = 0;
+          count++;
+          markBeforeClosers = false;
+        }
+      } else {
+        run++;
+        if (cls === MARK) markBeforeClosers = true;
+      }
+    }
+    if (run > longest) longest = run;
+    if (markBeforeClosers) ends++;
+    if (maxWordLength > 0 && longest > maxWordLength) {
+      bump('c4_line_long_word');
+      lineStart = nextLine;
+      continue;
+    }
+    if (!terminalOk) {
+      bump('c4_line_no_terminal_punct');
+      lineStart = nextLine;
+      continue;
+    }
+    if (count < minWords) {
       bump('c4_line_few_words');
+      lineStart = nextLine;
       continue;
     }
-    const lower = lowerRules ? line.toLowerCase() : '';
-    if ((opts.loremIpsum ?? true) && lower.includes('lorem ipsum')) return { drop: 'c4_lorem_ipsum', lines: kept, removed };
-    if ((opts.javascript ?? true) && lower.includes('javascript')) {
+    if (line === null) line = text.slice(s, e);
+    // A line is lower-cased for its rules only when the hint says a phrase may be there (citations already cut,
+    // as their removal can join one).
+    const lower = lowerRules && LOWER_RULE_HINT_RE.test(line) ? line.toLowerCase() : '';
+    if (loremIpsum && lower.includes('lorem ipsum')) return { drop: 'c4_lorem_ipsum', lines: kept, removed };
+    if (javascript && lower.includes('javascript')) {
       bump('c4_line_javascript');
+      lineStart = nextLine;
       continue;
     }
-    if ((opts.curlyBraces ?? true) && line.includes('{')) return { drop: 'c4_curly_bracket', lines: kept, removed };
-    if ((opts.policy ?? true) && POLICY_SUBSTRINGS.some((p) => lower.includes(p))) {
+    // Cutting citations neither adds nor removes a '{', so the raw range decides.
+    if (nextCurly >= 0 && nextCurly < s) nextCurly = text.indexOf('{', s);
+    if (nextCurly >= 0 && nextCurly < e) return { drop: 'c4_curly_bracket', lines: kept, removed };
+    if (policy && lower.length > 0 && POLICY_SUBSTRINGS.some((p) => lower.includes(p))) {
       bump('c4_line_policy');
+      lineStart = nextLine;
       continue;
     }
-    sentences += countSentences(line);
+    sentences += Math.max(1, cut ? sentenceEndsIn(line, 0, line.length) : ends);
     kept.push(line);
+    lineStart = nextLine;
   }
   if (minSentences > 0 && sentences < minSentences) return { drop: 'c4_too_few_sentences', lines: kept, removed };
   return { drop: null, lines: kept, removed };
@@ -169,8 +289,10 @@ export function c4Stage(opts: C4Options = {}): DocStage {
     process(doc: Doc, counters?: Record<string, number>): StageResult {
       if (skipCjk && isCjkText(doc.text, doc.lang)) return { keep: true, doc };
       const r = c4Lines(doc.text, opts);
-      if (counters) for (const [k, v] of Object.entries(r.removed)) counters[k] = (counters[k] ?? 0) + v;
+      if (counters) for (const k in r.removed) counters[k] = (counters[k] ?? 0) + (r.removed[k] as number);
       if (r.drop) return { keep: false, rule: r.drop };
+      // The kept text is needed only to replace the document's or to look for bad words in it.
+      if (!rewrite && !badWords) return { keep: true, doc };
       const text = r.lines.join('\n');
       if (badWords && badWords.test(text)) return { keep: false, rule: 'c4_badwords' };
       return { keep: true, doc: rewrite ? { ...doc, text } : doc };
