@@ -12,6 +12,7 @@ import { ByteLevelDecoder } from './decoders/byte-level.js';
 import { BPE } from './models/bpe.js';
 import { ByteLevelPreTokenizer } from './pre-tokenizers/byte-level.js';
 import { ByteLevelProcessor } from './processors/byte-level.js';
+import { loadTokenizerJsonCached } from './cache.js';
 import { Tokenizer } from './tokenizer.js';
 
 function readText(path: string, what: string): string {
@@ -88,7 +89,7 @@ export function loadTokenizer(pathOrDir: string): Tokenizer {
   if (!existsSync(pathOrDir)) throw new Error(`loadTokenizer: ${pathOrDir} does not exist`);
   if (statSync(pathOrDir).isDirectory()) {
     const has = (f: string): boolean => existsSync(join(pathOrDir, f));
-    if (has('tokenizer.json')) return Tokenizer.fromFile(join(pathOrDir, 'tokenizer.json'));
+    if (has('tokenizer.json')) return loadTokenizerJsonCached(join(pathOrDir, 'tokenizer.json'));
     if (has('encoder.json') && has('vocab.bpe')) return gpt2TokenizerFromFiles(join(pathOrDir, 'encoder.json'), join(pathOrDir, 'vocab.bpe'));
     if (has('vocab.json') && has('merges.txt')) return gpt2TokenizerFromFiles(join(pathOrDir, 'vocab.json'), join(pathOrDir, 'merges.txt'));
     if (has('vocab.txt')) return bertTokenizerFromVocab(join(pathOrDir, 'vocab.txt'));
@@ -110,7 +111,7 @@ export function loadTokenizer(pathOrDir: string): Tokenizer {
     if (merges === undefined) throw new Error(`loadTokenizer: ${pathOrDir} needs vocab.bpe or merges.txt next to it`);
     return gpt2TokenizerFromFiles(pathOrDir, merges);
   }
-  return Tokenizer.fromFile(pathOrDir);
+  return loadTokenizerJsonCached(pathOrDir);
 }
 
 /** Directory entries, sorted so the choice among several candidates is deterministic. */

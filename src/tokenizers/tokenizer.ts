@@ -759,8 +759,8 @@ export class Tokenizer implements TextTokenizer {
     };
   }
 
-  /** Builds a tokenizer from a parsed tokenizer.json (or its text). */
-  static fromJSON(json: Json): Tokenizer {
+  /** Builds a tokenizer from a parsed tokenizer.json (or its text); `model`, when given, is used instead of building json.model. */
+  static fromJSON(json: Json, model?: TokenizerModel): Tokenizer {
     if (typeof json === 'string') {
       let parsed: Json;
       try {
@@ -772,8 +772,7 @@ export class Tokenizer implements TextTokenizer {
     }
     if (!isObject(json)) throw new Error('tokenizer.json: the top level must be an object');
     if (!isObject(json.model)) throw new Error('tokenizer.json: missing "model" object');
-    const model = models.fromJSON(json.model);
-    const tok = new Tokenizer(model, {
+    const tok = new Tokenizer(model ?? models.fromJSON(json.model), {
       normalizer: optComponent(json.normalizer, (o) => normalizers.fromJSON(o), 'normalizer'),
       preTokenizer: optComponent(json.pre_tokenizer, (o) => preTokenizers.fromJSON(o), 'pre_tokenizer'),
       postProcessor: optComponent(json.post_processor, (o) => postProcessors.fromJSON(o), 'post_processor'),

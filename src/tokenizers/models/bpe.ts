@@ -29,6 +29,15 @@ export interface BPEOptions {
   ignoreMerges?: boolean;
   /** Max cached words (0 disables the cache). */
   cacheCapacity?: number;
+  /** The merge rules already resolved to ids, in rank order (a tokenizer cache's); `merges` is then ignored. */
+  compiledMerges?: CompiledMerges;
+}
+
+/** Merge rule r joins ids (left[r], right[r]) into into[r]. */
+export interface CompiledMerges {
+  left: Int32Array;
+  right: Int32Array;
+  into: Int32Array;
 }
 
 const NO_RANK = 0x7fffffff;
@@ -251,11 +260,19 @@ export class BPE implements TokenizerModel, FastWordModel {
     this.ignoreMerges = opts.ignoreMerges ?? false;
     this.cacheCapacity = opts.cacheCapacity ?? 100_000;
 
-    this.mergeLeft = new Int32Array(opts.merges.length);
-    this.mergeRight = new Int32Array(opts.merges.length);
-    this.mergeInto = new Int32Array(opts.merges.length);
+    const compiled = opts.compiledMerges;
+    if (compiled !== undefined) {
+      const n = compiled.left.length;
+      if (compiled.right.length !== n || compiled.into.length !== n) throw new Error('BPE: compiled merges must have as many right and merged ids as left ones');
+      for (const ids of [compiled.left, compiled.right, compiled.into]) {
+        for (let r = 0; r < n; r++) if (this.vocabR[ids[r]!] === undefined) throw new Error(`BPE: compiled merge ${r} names id ${ids[r]}, which is not in the vocabulary`);
+      }
+    }
+    this.mergeLeft = compiled?.left ?? new Int32Array(opts.merges.length);
+    this.mergeRight = compiled?.right ?? new Int32Array(opts.merges.length);
+    this.mergeInto = compiled?.into ?? new Int32Array(opts.merges.length);
     const prefixLen = this.continuingSubwordPrefix?.length ?? 0;
-    opts.merges.forEach((m, rank) => {
+    (compiled === undefined ? opts.merges : []).forEach((m, rank) => {
       let pair: [string, string];
       if (typeof m === 'string') {
         const space = m.indexOf(' ');
@@ -286,8 +303,13 @@ export class BPE implements TokenizerModel, FastWordModel {
     this.byteLevelComplete = complete;
   }
 
-  static fromJSON(json: JsonObject): BPE {
+  /**
+   * From tokenizer.json's model. With `compiled` (a tokenizer cache's vocabulary and merge ids), the
+   * model's own vocab and merges are not read: every other setting still comes from `json`.
+   */
+  static fromJSON(json: JsonObject, compiled?: { vocab: Map<string, number>; merges: CompiledMerges }): BPE {
     const where = 'model (BPE)';
+    if (compiled !== undefined) return BPE.withOptions(json, where, compiled.vocab, [], compiled.merges);
     const vocabJson = json.vocab;
     if (!isObject(vocabJson)) throw new Error(`tokenizer.json: ${where}.vocab must be an object of token → id`);
     // Ids are checked (with the token named) by the constructor, which builds its own Map from the object.
@@ -297,10 +319,15 @@ export class BPE implements TokenizerModel, FastWordModel {
       if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') return [m[0], m[1]];
       throw new Error(`tokenizer.json: ${where}.merges[${i}] must be "a b" or ["a", "b"]`);
     });
+    return BPE.withOptions(json, where, vocab, merges);
+  }
+
+  private static withOptions(json: JsonObject, where: string, vocab: BPEOptions['vocab'], merges: BPEOptions['merges'], compiledMerges?: CompiledMerges): BPE {
     try {
       return new BPE({
         vocab,
         merges,
+        compiledMerges,
         dropout: optNumber(json, 'dropout', where),
         unkToken: optString(json, 'unk_token', where),
         continuingSubwordPrefix: optString(json, 'continuing_subword_prefix', where),
@@ -337,6 +364,17 @@ export class BPE implements TokenizerModel, FastWordModel {
 
   get vocabSize(): number {
     return this.vocab.size;
+  }
+
+  /** The vocabulary (tokens and their ids) and the merges as ids: what a tokenizer cache stores. */
+  compiledForm(): { tokens: string[]; ids: Int32Array; merges: CompiledMerges } {
+    const tokens: string[] = [];
+    const ids: number[] = [];
+    for (const [tok, id] of this.vocab) {
+      tokens.push(tok);
+      ids.push(id);
+    }
+    return { tokens, ids: Int32Array.from(ids), merges: { left: this.mergeLeft, right: this.mergeRight, into: this.mergeInto } };
   }
 
   get merges(): readonly (readonly [string, string])[] {
