@@ -24,8 +24,8 @@ export type WorkerInit =
 
 export type WorkerRequest =
   | { kind: 'clean'; docs: Doc[] }
-  /** A clean worker's tokenizer: size, EOS and saved form (TokenizerInfo), or null. */
-  | { kind: 'tokenizerInfo' }
+  /** A clean worker's tokenizer: size, EOS and (with json) saved form (TokenizerInfo), or null. */
+  | { kind: 'tokenizerInfo'; json: boolean }
   | { kind: 'tokenize'; texts: string[] }
   | { kind: 'observe'; docs: Doc[] }
   | { kind: 'snapshot' }
@@ -221,7 +221,7 @@ export class WorkerPool {
 async function localTask(init: WorkerInit): Promise<{ run(req: WorkerRequest): unknown }> {
   if (init.kind === 'clean') {
     const cleaner = await Cleaner.create(init.config);
-    return { run: (req) => (req.kind === 'clean' ? cleaner.process(req.docs) : req.kind === 'tokenizerInfo' ? cleaner.tokenizerInfo() : unexpected(req)) };
+    return { run: (req) => (req.kind === 'clean' ? cleaner.process(req.docs) : req.kind === 'tokenizerInfo' ? cleaner.tokenizerInfo(req.json) : unexpected(req)) };
   }
   if (init.kind === 'tokenize') {
     const task = TokenizeTask.fromInit(init);

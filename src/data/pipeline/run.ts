@@ -449,10 +449,10 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     const cleanConfig: CleanConfig = { ...settings.clean, boilerplate, tokenize: tokenizeInWorkers ? { source: settings.tokenizer!, eos: settings.eos } : null, keepText };
     // Not awaited: this thread reads the first chunks while the workers load their models.
     const pool = WorkerPool.launch(workers, { kind: 'clean', config: cleanConfig });
-    // A worker's tokenizer describes itself: this thread need not load one too. Needed from the first commit on.
+    // A worker's tokenizer describes itself: this thread need not load one too. Its size is needed
+    // from the first commit on; its saved form is asked for after the last batch, when a worker is free.
     const tokenizerInfo = tokenizeInWorkers
-      ? pool.submit<TokenizerInfo>({ kind: 'tokenizerInfo' }).then((info) => {
-          writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), info.json);
+      ? pool.submit<TokenizerInfo>({ kind: 'tokenizerInfo', json: false }).then((info) => {
           pre = { vocabSize: info.vocabSize, eos: info.eos };
         })
       : Promise.resolve();
@@ -524,10 +524,13 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
         }
       }
       flushBatch();
+      const savedForm = tokenizeInWorkers ? pool.submit<TokenizerInfo>({ kind: 'tokenizerInfo', json: true }) : null;
+      savedForm?.catch(() => undefined);
       if (cur.docs > 0) queue.push(cur);
       while (queue.length > 0) await commitChunk(queue.shift()!);
       // Also when no chunk was committed (an empty corpus), so nothing lands after this stage.
       await tokenizerInfo;
+      if (savedForm !== null) writeFileAtomicSync(join(out, SHARD_TOKENIZER_FILE), (await savedForm).json!);
       // Kept for the pack stage, which retasks these threads as tokenizers.
       idlePool = pool;
     } finally {

@@ -111,11 +111,14 @@ export class Cleaner {
     return new Cleaner(config, stages, config.dedup === 'minhash' ? new MinHasher(config.minhash) : null, tokenizer);
   }
 
-  /** What the orchestrator needs of the tokenizer (so it need not load one too): null when not tokenizing. */
-  tokenizerInfo(): TokenizerInfo | null {
+  /**
+   * What the orchestrator needs of the tokenizer (so it need not load one too): null when not
+   * tokenizing. The saved form (megabytes of JSON to build and send) only when `withJson`.
+   */
+  tokenizerInfo(withJson: boolean): TokenizerInfo | null {
     if (this.tokenizer === null) return null;
     const { tokenizer, eos } = this.tokenizer;
-    return { vocabSize: tokenizer.vocabSize, eos, json: `${JSON.stringify(tokenizer.toJSON())}\n` };
+    return { vocabSize: tokenizer.vocabSize, eos, json: withJson ? `${JSON.stringify(tokenizer.toJSON())}\n` : null };
   }
 
   get stageNames(): string[] {
@@ -169,11 +172,11 @@ export class BoilerplateObserver {
   }
 }
 
-/** A tokenizer's size, end-of-document token and saved form (tokenizer.json). */
+/** A tokenizer's size, end-of-document token and, when asked for, saved form (tokenizer.json). */
 export interface TokenizerInfo {
   vocabSize: number;
   eos: { id: number; token: string };
-  json: string;
+  json: string | null;
 }
 
 export interface TokenizeResult {

@@ -12,7 +12,7 @@ async function buildHandler(init: WorkerInit): Promise<Handler> {
   if (init.kind === 'clean') {
     const cleaner = await Cleaner.create(init.config);
     return (req) => {
-      if (req.kind === 'tokenizerInfo') return { result: cleaner.tokenizerInfo(), transfer: [] };
+      if (req.kind === 'tokenizerInfo') return { result: cleaner.tokenizerInfo(req.json), transfer: [] };
       if (req.kind !== 'clean') throw new Error(`clean worker: unexpected request '${req.kind}'`);
       const r = cleaner.process(req.docs);
       const transfer = [r.bandKeys.buffer as ArrayBuffer, r.sig16.buffer as ArrayBuffer, r.shingles.buffer as ArrayBuffer];
