@@ -22,7 +22,7 @@
  * computed by the caller (in worker threads, see run.ts) with {@link MinHasher}; the index only
  * needs the resulting {@link MinHashSketch}.
  */
-import { nativeAddonExports } from '../../tensor/backend/native.js';
+import { nativeKernel } from './native-kernel.js';
 
 export type ShingleKind = 'word' | 'char' | 'auto';
 
@@ -330,17 +330,8 @@ export function isCJKHeavyReference(text: string): boolean {
   return cjk / letters >= 0.3;
 }
 
-type MinhashKernel = (shingles: Uint32Array, seeds: Uint32Array, out: Uint32Array) => void;
-let minhashKernel: MinhashKernel | null | undefined;
-
-/** The native signature kernel (native/text.cc: the same bits, vectorised), or null without the addon. */
-function nativeMinhash(): MinhashKernel | null {
-  if (minhashKernel === undefined) {
-    const fn = nativeAddonExports()?.minhashSignature;
-    minhashKernel = typeof fn === 'function' ? (fn as MinhashKernel) : null;
-  }
-  return minhashKernel;
-}
+/** The native signature kernel (native/text.cc: the same bits, vectorised). */
+const nativeMinhash = nativeKernel<(shingles: Uint32Array, seeds: Uint32Array, out: Uint32Array) => void>('minhashSignature');
 
 /**
  * The signature in TypeScript (the oracle of the native kernel, and the path without it): for each
@@ -387,7 +378,7 @@ export class MinHasher {
 
   signatureOf(shingles: Uint32Array): Uint32Array {
     const sig = new Uint32Array(this.seeds.length);
-    const native = nativeMinhash();
+    const native = nativeMinhash.get();
     if (native !== null) native(shingles, this.seeds, sig);
     else minhashSignatureReference(shingles, this.seeds, sig);
     return sig;
@@ -637,19 +628,10 @@ export function murmur3x86_128(data: Uint8Array, seed = 0): Uint8Array {
 /** Names the exact-dedup hash (runs fingerprint it, so a run never mixes two). */
 export const EXACT_HASH_NAME = 'murmur3-x86-128/utf16le';
 
-type ExactKeyHashKernel = (key: string, out: Uint8Array, lowerAscii: boolean) => void;
 const NON_ASCII_RE = /[\u0080-\uffff]/;
-let exactKeyHashKernel: ExactKeyHashKernel | null | undefined;
 const hashScratch = new Uint8Array(16);
-
-/** The native key hash (native/text.cc: folds and hashes in one pass), or null without the addon or with WEFT_NATIVE_TEXT=0. */
-function nativeExactKeyHash(): ExactKeyHashKernel | null {
-  if (exactKeyHashKernel === undefined) {
-    const fn = nativeAddonExports()?.exactKeyHash;
-    exactKeyHashKernel = typeof fn === 'function' && process.env.WEFT_NATIVE_TEXT !== '0' ? (fn as ExactKeyHashKernel) : null;
-  }
-  return exactKeyHashKernel;
-}
+/** The native key hash (native/text.cc: folds and hashes in one pass). */
+const nativeExactKeyHash = nativeKernel<(key: string, out: Uint8Array, lowerAscii: boolean) => void>('exactKeyHash');
 
 /**
  * The exact-dedup hash of a text, base64: 128-bit MurmurHash3 (speed, not security, matters; 2^-64
@@ -657,7 +639,7 @@ function nativeExactKeyHash(): ExactKeyHashKernel | null {
  * native kernel folds the whitespace and hashes without building the key string.
  */
 export function exactHash(text: string): string {
-  const native = nativeExactKeyHash();
+  const native = nativeExactKeyHash.get();
   if (native === null) return exactHashReference(text);
   // On ASCII text NFKC changes nothing and lower case is A–Z → a–z, which the kernel does in its pass.
   if (NON_ASCII_RE.test(text)) native(text.normalize('NFKC').toLowerCase(), hashScratch, false);

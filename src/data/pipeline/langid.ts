@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomicSync } from '../../io/atomic.js';
-import { nativeAddonExports } from '../../tensor/backend/native.js';
+import { nativeKernel } from './native-kernel.js';
 import type { Doc, DocStage, StageResult } from './types.js';
 
 export type EldModelSize = 'large' | 'medium' | 'small' | 'extrasmall';
@@ -403,7 +403,7 @@ class FastEld implements EldDetector {
     const words = eldByteCodes(text, dictionaryCodes(this.helpers.dictionary));
     const scores = new Float64Array(this.langCount);
     const t = this.table;
-    const native = nativeEldScorer();
+    const native = nativeEldScorer.get();
     let distinct: number;
     if (native !== null) {
       distinct = native(codeBuf, wordStarts, words, t.slotKeys, t.slotEntry, t.offsets, t.langs, t.scores, scores);
@@ -447,34 +447,24 @@ class FastEld implements EldDetector {
   }
 }
 
-type EldScorer = (
-  codes: Uint16Array,
-  wordStarts: Int32Array,
-  words: number,
-  slotKeys: Float64Array,
-  slotEntry: Int32Array,
-  offsets: Uint32Array,
-  langs: Uint8Array,
-  scores: Uint16Array,
-  out: Float64Array,
-) => number;
-let eldScorer: EldScorer | null | undefined;
-
-/**
- * The addon's n-gram scorer (native/text.cc eldScore: FastEld's word loop, the same sums), or null
- * without the addon, with WEFT_NATIVE_TEXT=0, or after setNativeLangid(false).
- */
-function nativeEldScorer(): EldScorer | null {
-  if (eldScorer === undefined) {
-    const fn = nativeAddonExports()?.eldScore;
-    eldScorer = typeof fn === 'function' && process.env.WEFT_NATIVE_TEXT !== '0' ? (fn as EldScorer) : null;
-  }
-  return eldScorer;
-}
+/** The addon's n-gram scorer (native/text.cc eldScore: FastEld's word loop, the same sums). */
+const nativeEldScorer = nativeKernel<
+  (
+    codes: Uint16Array,
+    wordStarts: Int32Array,
+    words: number,
+    slotKeys: Float64Array,
+    slotEntry: Int32Array,
+    offsets: Uint32Array,
+    langs: Uint8Array,
+    scores: Uint16Array,
+    out: Float64Array,
+  ) => number
+>('eldScore');
 
 /** Turns the native n-gram scorer on or off (tests compare both with eld itself). */
 export function setNativeLangid(on: boolean): void {
-  eldScorer = on ? undefined : null;
+  nativeEldScorer.use(on);
 }
 
 /**
