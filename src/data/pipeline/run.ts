@@ -767,18 +767,19 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
       progress({ stage: 'pack', docs: st.copiesPacked, bytes: 0, totalBytes, tokens: st.tokens + packer.pending, shards: st.shards.length, fraction: dd.copies > 0 ? Math.min(1, st.copiesPacked / dd.copies) : null });
     // A chunk's metadata and tokens, read once and kept for the later passes while they fit the budget
     // (a language upsampled to k epochs makes k passes over the chunks).
-    const kept = new Map<number, { meta: ChunkMeta; tokens: ReturnType<typeof decodeChunkTokens> | null }>();
-    let keptBytes = 0;
-    const chunkData = (ci: number): { meta: ChunkMeta; tokens: ReturnType<typeof decodeChunkTokens> | null } => {
-      const have = kept.get(ci);
+    type ChunkData = { meta: ChunkMeta; tokens: ReturnType<typeof decodeChunkTokens> | null };
+    const chunkCache = new Map<number, ChunkData>();
+    let cachedBytes = 0;
+    const chunkData = (ci: number): ChunkData => {
+      const have = chunkCache.get(ci);
       if (have !== undefined) return have;
       const meta = readJson<ChunkMeta>(join(work, chunkName(ci, 'meta.json')));
       const tokens = settings.tokenizer !== null && existsSync(tokPath(ci)) ? decodeChunkTokens(readFileSync(tokPath(ci))) : null;
       const data = { meta, tokens };
       const bytes = tokens === null ? 0 : tokens.ids.byteLength;
-      if (dd.passes > 1 && keptBytes + bytes <= PACK_CACHE_BYTES) {
-        kept.set(ci, data);
-        keptBytes += bytes;
+      if (dd.passes > 1 && cachedBytes + bytes <= PACK_CACHE_BYTES) {
+        chunkCache.set(ci, data);
+        cachedBytes += bytes;
       }
       return data;
     };
