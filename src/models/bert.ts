@@ -25,6 +25,7 @@ import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
 import { registerFamily } from './registry.js';
+import { describeZodIssues } from '../io/zod-issues.js';
 
 /** Labels equal to this are ignored by the MLM loss (PyTorch's and Hugging Face's default). */
 export const MLM_IGNORE_INDEX = -100;
@@ -66,7 +67,7 @@ export type BertConfigInput = z.input<typeof BertConfigSchema>;
 export function parseBertConfig(input: unknown): BertConfig {
   const r = BertConfigSchema.safeParse(input);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`BERT config is invalid: ${issues}`);
   }
   return r.data;
@@ -126,7 +127,7 @@ const HFBertSchema = z
 export function bertConfigFromHF(json: unknown, heads: { pooler: boolean; nspHead: boolean } = { pooler: true, nspHead: true }): BertConfig {
   const r = HFBertSchema.safeParse(json);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`config.json is not a BERT config: ${issues}`);
   }
   const h = r.data;

@@ -4,6 +4,7 @@
  * load here.
  */
 import { z } from 'zod';
+import { describeZodIssues } from '../io/zod-issues.js';
 
 const positiveInt = z.number().int().positive();
 
@@ -34,7 +35,7 @@ export type GPTConfigInput = z.input<typeof GPTConfigSchema>;
 export function parseGPTConfig(input: unknown): GPTConfig {
   const r = GPTConfigSchema.safeParse(input);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`GPT config is invalid: ${issues}`);
   }
   return r.data;
@@ -124,7 +125,7 @@ const HFSchema = z
 export function gptConfigFromHF(json: unknown): GPTConfig {
   const r = HFSchema.safeParse(json);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`config.json is not a GPT-2 config: ${issues}`);
   }
   const h = r.data;

@@ -28,6 +28,7 @@ import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../nn/sa
 import { KVCache } from '../nn/kv-cache.js';
 import { pagedAddon, pagedAttention } from '../nn/paged-attention.js';
 import { registerFamily } from './registry.js';
+import { describeZodIssues } from '../io/zod-issues.js';
 
 // -----------------------------------------------------------------------------------------------
 // Configuration
@@ -85,7 +86,7 @@ export type LlamaConfig = Omit<z.output<typeof LlamaConfigSchema>, 'nKVHead' | '
 export function parseLlamaConfig(input: unknown): LlamaConfig {
   const r = LlamaConfigSchema.safeParse(input);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`LLaMA config is invalid: ${issues}`);
   }
   const c = r.data;
@@ -146,7 +147,7 @@ function ropeScalingFromHF(raw: Record<string, unknown> | null | undefined): Rop
 export function llamaConfigFromHF(json: unknown): LlamaConfig {
   const r = HFLlamaSchema.safeParse(json);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`config.json is not a LLaMA/Qwen2 config: ${issues}`);
   }
   const h = r.data;

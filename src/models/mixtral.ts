@@ -30,6 +30,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
 import { cachedDecoderForward, cachedDecoderLayer, checkIds, LLAMA_IGNORE_INDEX, LlamaAttention, type LlamaConfig, loadLlamaFamilyTensors, parseLlamaConfig, ropeTablesFull } from './llama.js';
 import { registerFamily } from './registry.js';
+import { describeZodIssues } from '../io/zod-issues.js';
 
 // -----------------------------------------------------------------------------------------------
 // Configuration
@@ -63,7 +64,7 @@ export function parseMixtralConfig(input: Record<string, unknown>): MixtralConfi
     Object.fromEntries(Object.entries({ nExperts, topK, routerAuxLossCoef, outputRouterLogits, routerJitterNoise, slidingWindow }).filter(([, v]) => v !== undefined)),
   );
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`Mixtral config is invalid: ${issues}`);
   }
   if (r.data.topK > r.data.nExperts) throw new RangeError(`Mixtral config is invalid: topK ${r.data.topK} exceeds nExperts ${r.data.nExperts}`);
@@ -102,7 +103,7 @@ const HFMixtralSchema = z
 export function mixtralConfigFromHF(json: unknown): MixtralConfig {
   const r = HFMixtralSchema.safeParse(json);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`config.json is not a Mixtral config: ${issues}`);
   }
   const h = r.data;

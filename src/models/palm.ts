@@ -25,6 +25,7 @@ import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { loadChecked } from './transformer.js';
 import { registerFamily } from './registry.js';
 import { type SamplingOptions, checkSamplingOptions, sampleNext } from '../nn/sampling.js';
+import { describeZodIssues } from '../io/zod-issues.js';
 
 export interface PaLMGenerateOptions extends SamplingOptions {
   maxNewTokens: number;
@@ -57,7 +58,7 @@ export type PaLMConfigInput = z.input<typeof PaLMConfigSchema>;
 export function parsePaLMConfig(input: unknown): PaLMConfig {
   const r = PaLMConfigSchema.safeParse(input);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`PaLM config is invalid: ${issues}`);
   }
   return r.data;

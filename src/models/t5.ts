@@ -28,6 +28,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
 import { KVCache } from '../nn/kv-cache.js';
 import { registerFamily } from './registry.js';
+import { describeZodIssues } from '../io/zod-issues.js';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -70,7 +71,7 @@ export type T5Config = Omit<z.output<typeof T5ConfigSchema>, 'numDecoderLayers'>
 export function parseT5Config(input: unknown): T5Config {
   const r = T5ConfigSchema.safeParse(input);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`T5 config is invalid: ${issues}`);
   }
   const c = r.data;
@@ -148,7 +149,7 @@ const HFT5Schema = z
 export function t5ConfigFromHF(json: unknown): T5Config {
   const r = HFT5Schema.safeParse(json);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`config.json is not a T5 config: ${issues}`);
   }
   const h = r.data;

@@ -24,6 +24,7 @@ import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { registerFamily } from './registry.js';
+import { describeZodIssues } from '../io/zod-issues.js';
 
 const positiveInt = z.number().int().positive();
 
@@ -60,7 +61,7 @@ export type TransformerConfigInput = z.input<typeof TransformerConfigSchema>;
 export function parseTransformerConfig(input: unknown): TransformerConfig {
   const r = TransformerConfigSchema.safeParse(input);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(r.error);
     throw new RangeError(`Transformer config is invalid: ${issues}`);
   }
   return r.data;

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { Chunk, MetadataValue } from './types.js';
+import { describeZodIssues } from '../io/zod-issues.js';
 
 export type FilterOperator = '==' | '!=' | 'in' | 'nin' | '>' | '<' | '>=' | '<=' | 'contains';
 
@@ -41,7 +42,7 @@ const FiltersSchema: z.ZodType<MetadataFilters> = z.lazy(() => z.object({ filter
 export function parseFilters(input: unknown): MetadataFilters {
   const wrapped = typeof input === 'object' && input !== null && !Array.isArray(input) && 'key' in input ? { filters: [input] } : input;
   const r = FiltersSchema.safeParse(wrapped);
-  if (!r.success) throw new RangeError(`metadata filter is invalid: ${r.error.issues.map((i) => `${i.path.join('.') || '(filter)'}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new RangeError(`metadata filter is invalid: ${describeZodIssues(r.error, '(filter)')}`);
   return r.data;
 }
 

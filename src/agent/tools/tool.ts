@@ -12,6 +12,7 @@
  */
 import { z } from 'zod';
 import type { ToolSpec } from '../types.js';
+import { describeZodIssues } from '../../io/zod-issues.js';
 
 export interface ToolContext {
   /** Aborted on timeout or when the run stops; long-running tools must honour it. */
@@ -96,10 +97,7 @@ function soleStringKey(schema: z.ZodType): string | null {
 
 /** A readable account of what is wrong with arguments, naming each field. */
 export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.length === 0 ? '(arguments)' : i.path.join('.')}: ${i.message}`)
-    .join('; ');
+  return describeZodIssues(error, '(arguments)', 5);
 }
 
 export class ToolExecutor {

@@ -16,6 +16,7 @@ import wikitext from './bundled/wikitext.json' with { type: 'json' };
 import { readDataset } from './datasets.js';
 import { TaskSpec } from './schema.js';
 import type { Doc } from './template.js';
+import { describeZodIssues } from '../../io/zod-issues.js';
 
 const BUNDLED: Record<string, unknown> = { sst2, mmlu, gsm8k, humaneval, wikitext, tinyshakespeare };
 
@@ -42,7 +43,7 @@ export function defaultDataRoot(): string {
 export function parseTaskSpec(json: unknown, source: string): TaskSpec {
   const parsed = TaskSpec.safeParse(json);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(task)'}: ${i.message}`).join('; ');
+    const issues = describeZodIssues(parsed.error, '(task)');
     throw new Error(`task definition ${source} is invalid: ${issues}`);
   }
   return parsed.data;

@@ -21,6 +21,7 @@ import { Conv1D, Linear } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
+import { describeZodIssues } from '../../io/zod-issues.js';
 
 export const LoraConfigSchema = z
   .object({
@@ -43,7 +44,7 @@ export type LoraConfig = z.output<typeof LoraConfigSchema>;
 export function parseLoraConfig(input: unknown): LoraConfig {
   const r = LoraConfigSchema.safeParse(input);
   if (!r.success) {
-    throw new RangeError(`LoRA config is invalid: ${r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ')}`);
+    throw new RangeError(`LoRA config is invalid: ${describeZodIssues(r.error)}`);
   }
   return r.data;
 }
@@ -355,7 +356,7 @@ const PeftFileSchema = z
 /** Reads adapter_config.json and refuses what this implementation would compute differently. */
 export function loraConfigFromPeft(json: unknown, source = ADAPTER_CONFIG): LoraConfig {
   const r = PeftFileSchema.safeParse(json);
-  if (!r.success) throw new RangeError(`${source} is not a PEFT LoRA config: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new RangeError(`${source} is not a PEFT LoRA config: ${describeZodIssues(r.error, '')}`);
   const p = r.data;
   if (p.use_dora) throw new RangeError(`${source}: DoRA adapters (use_dora: true) are not supported`);
   if (Object.keys(p.rank_pattern).length > 0 || Object.keys(p.alpha_pattern).length > 0) {

@@ -15,6 +15,7 @@ import { Embedding } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
+import { describeZodIssues } from '../../io/zod-issues.js';
 
 export type PromptInit = { kind: 'random' } | { kind: 'vocab' } | { kind: 'tokens'; ids: readonly number[] };
 
@@ -106,7 +107,7 @@ export async function loadPromptAdapter(dir: string): Promise<PromptEmbedding> {
     throw new Error(`loadPromptAdapter: cannot read ${cfgPath}: ${(e as Error).message}`);
   }
   const r = PromptFileSchema.safeParse(json);
-  if (!r.success) throw new RangeError(`${cfgPath} is not a PEFT prompt-tuning config: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!r.success) throw new RangeError(`${cfgPath} is not a PEFT prompt-tuning config: ${describeZodIssues(r.error, '')}`);
   const { num_virtual_tokens: P, token_dim: C } = r.data;
   const file = await loadSafetensors(join(dir, 'adapter_model.safetensors'));
   const t = file.tensors.get('prompt_embeddings');
