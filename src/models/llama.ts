@@ -101,7 +101,8 @@ export function parseLlamaConfig(input: unknown): LlamaConfig {
   return { ...c, nKVHead, headDim };
 }
 
-const HFLlamaSchema = z
+/** The config.json fields LLaMA reads (Mixtral's schema extends it). */
+export const HFLlamaSchema = z
   .object({
     model_type: z.string().optional(),
     vocab_size: positiveInt,

@@ -28,7 +28,7 @@ import { KVCache } from '../nn/kv-cache.js';
 import { loadBalancingLoss, mergeStats, type MoEStats, SparseMoE, SwiGLUExpert } from '../nn/moe.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelWeights, saveSafetensors } from '../io/safetensors.js';
-import { cachedDecoderForward, cachedDecoderLayer, checkIds, LLAMA_IGNORE_INDEX, LlamaAttention, type LlamaConfig, loadLlamaFamilyTensors, parseLlamaConfig, ropeTablesFull } from './llama.js';
+import { cachedDecoderForward, HFLlamaSchema, cachedDecoderLayer, checkIds, LLAMA_IGNORE_INDEX, LlamaAttention, type LlamaConfig, loadLlamaFamilyTensors, parseLlamaConfig, ropeTablesFull } from './llama.js';
 import { registerFamily } from './registry.js';
 import { describeZodIssues } from '../io/zod-issues.js';
 
@@ -73,31 +73,19 @@ export function parseMixtralConfig(input: Record<string, unknown>): MixtralConfi
   return { ...base, ...r.data };
 }
 
-const HFMixtralSchema = z
-  .object({
-    model_type: z.literal('mixtral'),
-    vocab_size: positiveInt,
-    hidden_size: positiveInt,
-    intermediate_size: positiveInt,
-    num_hidden_layers: positiveInt,
-    num_attention_heads: positiveInt,
-    num_key_value_heads: positiveInt.nullable().optional(),
-    head_dim: positiveInt.nullable().optional(),
-    max_position_embeddings: positiveInt,
-    rms_norm_eps: z.number().positive().default(1e-5),
-    rope_theta: z.number().positive().default(1e6),
-    tie_word_embeddings: z.boolean().default(false),
-    hidden_act: z.string().default('silu'),
-    initializer_range: z.number().positive().default(0.02),
-    sliding_window: positiveInt.nullable().optional(),
-    num_local_experts: positiveInt.default(8),
-    num_experts_per_tok: positiveInt.default(2),
-    router_aux_loss_coef: z.number().min(0).default(0.001),
-    output_router_logits: z.boolean().default(false),
-    router_jitter_noise: z.number().min(0).lt(1).default(0),
-    rope_scaling: z.unknown().optional(),
-  })
-  .loose();
+/** LLaMA's config.json fields with Mixtral's defaults, plus the MoE ones. */
+const HFMixtralSchema = HFLlamaSchema.extend({
+  model_type: z.literal('mixtral'),
+  rms_norm_eps: z.number().positive().default(1e-5),
+  rope_theta: z.number().positive().default(1e6),
+  rope_scaling: z.unknown().optional(),
+  sliding_window: positiveInt.nullable().optional(),
+  num_local_experts: positiveInt.default(8),
+  num_experts_per_tok: positiveInt.default(2),
+  router_aux_loss_coef: z.number().min(0).default(0.001),
+  output_router_logits: z.boolean().default(false),
+  router_jitter_noise: z.number().min(0).lt(1).default(0),
+});
 
 /** Reads an HF Mixtral config.json; refuses what this model cannot compute exactly. */
 export function mixtralConfigFromHF(json: unknown): MixtralConfig {
