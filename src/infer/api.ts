@@ -5,6 +5,18 @@
  * cross a postMessage boundary.
  */
 
+/** What a loaded model is, as the engine, the server and its clients describe it (all plain data). */
+export interface ModelDescription {
+  modelId: string;
+  family: string;
+  contextLength: number;
+  vocabSize: number;
+  eosTokenIds: number[];
+  bosTokenId: number | null;
+  /** tokenizer_config.json of the model directory (chat_template, bos_token, eos_token…), or null. */
+  tokenizerConfig: Record<string, unknown> | null;
+}
+
 /** Per-request sampling, in OpenAI / vLLM terms. */
 export interface SamplingParams {
   /** Tokens to generate at most (the prompt plus this must fit the context, or the request is refused). */

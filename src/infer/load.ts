@@ -17,18 +17,11 @@ import { loadTokenizer } from '../tokenizers/load.js';
 import { tokenizerFromGGUFFile } from '../tokenizers/formats/gguf-vocab.js';
 import { adapterFor } from './adapters/index.js';
 import type { PagedModel } from './adapters/types.js';
+import type { ModelDescription } from './api.js';
 
-export interface LoadedModel {
+export interface LoadedModel extends ModelDescription {
   adapter: PagedModel;
   tokenizer: Tokenizer;
-  modelId: string;
-  family: string;
-  contextLength: number;
-  vocabSize: number;
-  eosTokenIds: number[];
-  bosTokenId: number | null;
-  /** tokenizer_config.json of the model directory (chat_template, bos_token, eos_token…), or null. */
-  tokenizerConfig: Record<string, unknown> | null;
 }
 
 export interface LoadModelOptions {

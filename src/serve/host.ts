@@ -5,18 +5,10 @@
  * an engine in-process instead, through the same interface.
  */
 import { Worker } from 'node:worker_threads';
-import type { EngineEvent, EngineRequest, EngineStats, InferenceEngine } from '../infer/api.js';
+import type { EngineEvent, EngineRequest, EngineStats, InferenceEngine, ModelDescription } from '../infer/api.js';
 
 /** What the server needs to know about the model it serves (all plain data). */
-export interface ServedModelInfo {
-  modelId: string;
-  family: string;
-  contextLength: number;
-  vocabSize: number;
-  eosTokenIds: number[];
-  bosTokenId: number | null;
-  /** tokenizer_config.json (chat_template, bos_token, eos_token…), or null. */
-  tokenizerConfig: Record<string, unknown> | null;
+export interface ServedModelInfo extends ModelDescription {
   /** The tokenizer in its tokenizer.json form (Tokenizer.toJSON()); the main thread rebuilds it. */
   tokenizerJSON: unknown;
 }
