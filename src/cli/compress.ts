@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { perplexity } from '../compress/calibrate.js';
 import { fineTune, type FineTuneOptions } from '../compress/distill.js';
-import { quantizeLlama, saveQuantizedLlama } from '../compress/index.js';
+import { dirBytes, measureSpeed, quantizeLlama, saveQuantizedLlama } from '../compress/index.js';
 import { enableFakeQuant } from '../compress/qat.js';
 import { isQuantFormat, type QuantFormat } from '../compress/quant/formats.js';
 import { DEFAULT_REPORT_METHODS, REPORT_METHODS, renderReportHTML, runCompressReport, type ReportRow } from '../compress/report.js';
@@ -119,6 +119,43 @@ export function stepProgress(out: OutputStream, json: boolean): { update: (what:
       if (shown) out.write('\n');
       shown = false;
     },
+  };
+}
+
+/** A model's size, validation perplexity (null without data) and decode speed: what a compression command compares. */
+export interface ModelMeasure {
+  params: number;
+  perplexity: number | null;
+  speed: ReturnType<typeof measureSpeed>;
+}
+
+/** Measures `model` on the validation ids (a synthetic prompt of `block` ids without them), perplexity over windows of `block`. */
+export function measureModel(model: Llama, val: Int32Array | null, block: number): ModelMeasure {
+  const prompt = val ?? Int32Array.from({ length: block }, (_, i) => i % model.config.vocabSize);
+  const decode = Math.min(32, Math.max(1, model.config.maxPositionEmbeddings - 16));
+  return { params: model.numParameters(), perplexity: val === null ? null : perplexity(model, val, block, { maxWindows: 64 }), speed: measureSpeed(model, prompt, decode) };
+}
+
+export interface ComparisonFields {
+  paramsBefore: number;
+  paramsAfter: number;
+  fileBytes: number;
+  perplexityBefore: number | null;
+  perplexityAfter: number | null;
+  decodeTokensPerSBefore: number;
+  decodeTokensPerSAfter: number;
+}
+
+/** The before/after fields every compression command's summary reports (the output directory's files included). */
+export function comparisonFields(before: ModelMeasure, after: ModelMeasure, out: string): ComparisonFields {
+  return {
+    paramsBefore: before.params,
+    paramsAfter: after.params,
+    fileBytes: dirBytes(out, /\.(safetensors|json)$/),
+    perplexityBefore: before.perplexity,
+    perplexityAfter: after.perplexity,
+    decodeTokensPerSBefore: before.speed.decodeTokensPerS,
+    decodeTokensPerSAfter: after.speed.decodeTokensPerS,
   };
 }
 

@@ -4,11 +4,9 @@
  * size, validation perplexity and decode speed before and after.
  */
 import type { Command } from 'commander';
-import { dirBytes, measureSpeed } from '../compress/index.js';
-import { perplexity } from '../compress/calibrate.js';
 import { factorizeModel, saveLowRankLlama } from '../compress/lowrank.js';
 import { UsageError } from '../train/config.js';
-import { copyTokenizer, defaultIO, fineTuneWithProgress, loadLlamaDir, modelTokenizer, readText, splitIds, stepProgress, trainingTextOf } from './compress.js';
+import { comparisonFields, copyTokenizer, defaultIO, fineTuneWithProgress, loadLlamaDir, measureModel, modelTokenizer, readText, splitIds, stepProgress, trainingTextOf } from './compress.js';
 import { type CommandIO, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber } from './train.js';
 
 export interface LowRankFlags {
@@ -33,9 +31,7 @@ export async function runLowRank(modelDir: string, flags: LowRankFlags, io: Comm
   const steps = flags.finetuneSteps ?? 0;
   if (steps > 0 && ds === null) throw new UsageError('--finetune-steps needs --data');
   const block = Math.min(model.config.maxPositionEmbeddings, 128);
-  const prompt = ds === null ? Int32Array.from({ length: block }, (_, i) => i % model.config.vocabSize) : ds.val;
-  const decode = Math.min(32, Math.max(1, model.config.maxPositionEmbeddings - 16));
-  const before = { params: model.numParameters(), perplexity: ds === null ? null : perplexity(model, ds.val, block, { maxWindows: 64 }), speed: measureSpeed(model, prompt, decode) };
+  const before = measureModel(model, ds?.val ?? null, block);
   const progress = stepProgress(io.stderr, json);
   const reports = factorizeModel(model, { rank: flags.rank, energy: flags.energy, include: /^model\.layers\./, onLayer: (_n, d, t) => progress.update('SVD of layer', d, t) });
   progress.finish();
@@ -46,17 +42,11 @@ export async function runLowRank(modelDir: string, flags: LowRankFlags, io: Comm
   const ranks = Object.fromEntries(reports.filter((r) => r.rank !== null).map((r) => [r.name, r.rank!]));
   await saveLowRankLlama(model, flags.out, ranks);
   copyTokenizer(modelDir, flags.out);
-  const after = { params: model.numParameters(), perplexity: ds === null ? null : perplexity(model, ds.val, block, { maxWindows: 64 }), speed: measureSpeed(model, prompt, decode) };
+  const after = measureModel(model, ds?.val ?? null, block);
   const summary = {
     factorised: Object.keys(ranks).length,
     layers: reports.map((r) => ({ name: r.name, rank: r.rank, relativeError: r.relativeError })),
-    paramsBefore: before.params,
-    paramsAfter: after.params,
-    fileBytes: dirBytes(flags.out, /\.(safetensors|json)$/),
-    perplexityBefore: before.perplexity,
-    perplexityAfter: after.perplexity,
-    decodeTokensPerSBefore: before.speed.decodeTokensPerS,
-    decodeTokensPerSAfter: after.speed.decodeTokensPerS,
+    ...comparisonFields(before, after, flags.out),
     out: flags.out,
   };
   if (json) io.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -6,13 +6,11 @@
  */
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { measureSpeed, dirBytes } from '../compress/index.js';
-import { perplexity } from '../compress/calibrate.js';
 import { applyMasks, cubicSparsity, magnitudeMasks, pruneHeads, pruneLayers, pruneNeurons, sparsityOf, taylorImportance } from '../compress/prune.js';
 import type { Llama } from '../models/llama.js';
 import { Generator } from '../tensor/random.js';
 import { UsageError } from '../train/config.js';
-import { copyTokenizer, defaultIO, fineTuneWithProgress, loadLlamaDir, modelTokenizer, readText, splitIds, trainingTextOf } from './compress.js';
+import { comparisonFields, copyTokenizer, defaultIO, fineTuneWithProgress, loadLlamaDir, measureModel, modelTokenizer, readText, splitIds, trainingTextOf } from './compress.js';
 import { type CommandIO, parseNonNegativeInt, parsePositiveInt, parsePositiveNumber, parseUnitInterval } from './train.js';
 
 export interface PruneFlags {
@@ -47,10 +45,7 @@ export async function runPrune(modelDir: string, flags: PruneFlags, io: CommandI
   }
   const ds = dataPath === undefined ? null : splitIds(readText(dataPath, '--data'), tokenizer, '--data');
   const block = Math.min(model.config.maxPositionEmbeddings, 128);
-  const evalPpl = (m: Llama): number | null => (ds === null ? null : perplexity(m, ds.val, block, { maxWindows: 64 }));
-  const prompt = ds === null ? Int32Array.from({ length: block }, (_, i) => i % model.config.vocabSize) : ds.val;
-  const decode = Math.min(32, Math.max(1, model.config.maxPositionEmbeddings - 16));
-  const before = { params: model.numParameters(), perplexity: evalPpl(model), speed: measureSpeed(model, prompt, decode) };
+  const before = measureModel(model, ds?.val ?? null, block);
   const batchSize = flags.batchSize ?? 16;
   const lr = flags.lr ?? 3e-4;
   const train = (m: Llama, n: number, afterStep?: (s: number) => void): void => {
@@ -80,18 +75,12 @@ export async function runPrune(modelDir: string, flags: PruneFlags, io: CommandI
   result.eval();
   await result.savePretrained(flags.out);
   copyTokenizer(modelDir, flags.out);
-  const after = { params: result.numParameters(), perplexity: evalPpl(result), speed: measureSpeed(result, prompt, decode) };
+  const after = measureModel(result, ds?.val ?? null, block);
   const summary = {
     method,
     requestedSparsity: S,
     weightSparsity: sparsityOf(result, { include: /^model\.layers\./ }),
-    paramsBefore: before.params,
-    paramsAfter: after.params,
-    fileBytes: dirBytes(flags.out, /\.(safetensors|json)$/),
-    perplexityBefore: before.perplexity,
-    perplexityAfter: after.perplexity,
-    decodeTokensPerSBefore: before.speed.decodeTokensPerS,
-    decodeTokensPerSAfter: after.speed.decodeTokensPerS,
+    ...comparisonFields(before, after, flags.out),
     config: { nLayer: result.config.nLayer, nHead: result.config.nHead, nKVHead: result.config.nKVHead, intermediateSize: result.config.intermediateSize },
     out: flags.out,
   };
