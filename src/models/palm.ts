@@ -70,16 +70,31 @@ export const PALM_IGNORE_INDEX = -1;
 /** cos and sin tables [T, D] for positions 0 … T − 1: angle(p, i) = p·θ^(−2i/D), repeated for both halves. */
 export function ropeTables(length: number, headDim: number, theta: number): { cos: Tensor; sin: Tensor } {
   const half = headDim / 2;
+  const t = ropeHalfTables(length, headDim, theta);
   const cos = new Float32Array(length * headDim);
   const sin = new Float32Array(length * headDim);
   for (let p = 0; p < length; p++) {
     for (let i = 0; i < half; i++) {
-      const a = p * Math.pow(theta, (-2 * i) / headDim);
-      cos[p * headDim + i] = cos[p * headDim + i + half] = Math.cos(a);
-      sin[p * headDim + i] = sin[p * headDim + i + half] = Math.sin(a);
+      cos[p * headDim + i] = cos[p * headDim + i + half] = t.cos[p * half + i]!;
+      sin[p * headDim + i] = sin[p * headDim + i + half] = t.sin[p * half + i]!;
     }
   }
   return { cos: Tensor.fromArray(cos, [length, headDim]), sin: Tensor.fromArray(sin, [length, headDim]) };
+}
+
+/** PaLM's angle(p, i) = p·θ^(−2i/D) as [length, D/2] cos and sin tables (the paged adapter's layout). */
+export function ropeHalfTables(length: number, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+  const half = headDim / 2;
+  const cos = new Float32Array(length * half);
+  const sin = new Float32Array(length * half);
+  for (let p = 0; p < length; p++) {
+    for (let i = 0; i < half; i++) {
+      const a = p * Math.pow(theta, (-2 * i) / headDim);
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
 }
 
 /** x·cos + rotate_half(x)·sin, rotate_half(x) = [−x₂, x₁], for x [..., T, D] and tables [T, D]. */

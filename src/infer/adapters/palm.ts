@@ -8,25 +8,10 @@ import { add, linear } from '../../tensor/index.js';
 import { swigluInference } from '../../nn/layers.js';
 import { Tensor } from '../../tensor/tensor.js';
 import type { Module } from '../../nn/module.js';
-import { PaLM } from '../../models/palm.js';
+import { PaLM, ropeHalfTables } from '../../models/palm.js';
 import type { PagedKVCache } from '../paged-kv.js';
 import { PagedDecoder, RopeTables, pagedAttentionCore, type StepLayout } from './common.js';
 import type { KVShape } from './types.js';
-
-/** PaLM's angle(p, i) = p·θ^(−2i/D) (the formula of palm.ts's ropeTables), as [rows, D/2] tables. */
-function palmRope(rows: number, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
-  const half = headDim / 2;
-  const cos = new Float32Array(rows * half);
-  const sin = new Float32Array(rows * half);
-  for (let p = 0; p < rows; p++) {
-    for (let i = 0; i < half; i++) {
-      const a = p * Math.pow(theta, (-2 * i) / headDim);
-      cos[p * half + i] = Math.cos(a);
-      sin[p * half + i] = Math.sin(a);
-    }
-  }
-  return { cos, sin };
-}
 
 export class PaLMPagedModel extends PagedDecoder {
   readonly family = 'palm';
@@ -46,7 +31,7 @@ export class PaLMPagedModel extends PagedDecoder {
     this.nLayer = c.nLayer;
     const D = c.nEmbd / c.nHead;
     this.kvShape = { nLayer: c.nLayer, kvHeads: 1, headDim: D };
-    this.rope = new RopeTables((rows) => palmRope(rows, D, c.ropeTheta), c.blockSize);
+    this.rope = new RopeTables((rows) => ropeHalfTables(rows, D, c.ropeTheta), c.blockSize);
   }
 
   protected embed(lay: StepLayout): Tensor {
