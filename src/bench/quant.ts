@@ -11,10 +11,9 @@
  *     when bench/anchors is installed) and by Weft straight from the file's blocks, same thread count,
  *     rounds alternating between the two engines.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { type QuantFormat, quantizeMatrix, quantizedMatrixBytes } from '../compress/quant/formats.js';
 import { int8Gemm, quantKernelName } from '../compress/quant/kernels.js';
@@ -30,7 +29,8 @@ import { linear } from '../tensor/index.js';
 import { Generator } from '../tensor/random.js';
 import { randn } from '../tensor/creation.js';
 import { sentencePieceTokenizer } from '../tokenizers/formats/gguf-vocab.js';
-import { packageRoot, round } from './common.js';
+import { round } from './common.js';
+import { loadNodeLlamaCpp, type NodeLlamaCpp } from './llamacpp.js';
 
 export const QUANT_BENCH_MODEL: LlamaConfigInput = {
   vocabSize: 4096,
@@ -202,20 +202,6 @@ function benchTokenizer(size: number): ReturnType<typeof sentencePieceTokenizer>
   return sentencePieceTokenizer({ pieces, scores: pieces.map((_, i) => -i), unkId: 0, bosId: 1, eosId: 2 });
 }
 
-interface NodeLlamaCpp {
-  getLlama(o: { gpu: false; build: 'never'; logLevel?: string }): Promise<{
-    loadModel(o: { modelPath: string }): Promise<{
-      createContext(o: { threads: number; contextSize: number }): Promise<{
-        getSequence(): { evaluate(tokens: number[], o: { temperature: number }): AsyncGenerator<number, void, void> };
-        dispose(): Promise<void>;
-      }>;
-      dispose(): Promise<void>;
-    }>;
-    dispose(): Promise<void>;
-  }>;
-  LlamaLogLevel: Record<string, string>;
-}
-
 /** One llama.cpp model loaded in this process; each decode() times one greedy run (seconds by wall clock and CPU). */
 interface LlamaCppRunner {
   decode(): Promise<{ wall: number; cpu: number }>;
@@ -254,8 +240,7 @@ async function openLlamaCpp(lib: NodeLlamaCpp, path: string, tokens: number, thr
 }
 
 export async function benchQuantAnchor(opts: { tokens: number; rounds: number; threads: number }): Promise<QuantAnchorRecord[]> {
-  const anchorPath = join(packageRoot(), 'bench', 'anchors', 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
-  const lib = existsSync(anchorPath) ? ((await import(pathToFileURL(anchorPath).href)) as NodeLlamaCpp) : null;
+  const lib = await loadNodeLlamaCpp();
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-quant-'));
   const records: QuantAnchorRecord[] = [];
   try {

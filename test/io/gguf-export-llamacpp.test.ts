@@ -5,34 +5,17 @@
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadNodeLlamaCpp, nodeLlamaCppPath } from '../../src/bench/llamacpp.js';
 import { exportGGUF } from '../../src/io/gguf-export.js';
 import { loadQuantizedGGUF } from '../../src/compress/quant/model.js';
 import { loadLlamaGGUF } from '../../src/io/llama-gguf.js';
 import { tinyLlama, tinyTokenizer } from './gguf-export.helpers.js';
 
-const anchor = resolve('bench/anchors/node_modules/node-llama-cpp/dist/index.js');
+const anchor = nodeLlamaCppPath();
 const present = existsSync(anchor);
 if (!present) console.warn(`gguf-export-llamacpp: skipped: ${anchor} is absent (npm run bench:anchors installs node-llama-cpp)`);
-
-interface LlamaCppToken {
-  readonly brand?: never;
-}
-interface NodeLlamaCpp {
-  getLlama(o: { gpu: false; build: 'never'; logLevel?: string }): Promise<{
-    loadModel(o: { modelPath: string }): Promise<{
-      createContext(o: { threads: number; contextSize: number }): Promise<{
-        getSequence(): { evaluate(tokens: LlamaCppToken[], o: { temperature: number }): AsyncGenerator<LlamaCppToken, void, void> };
-        dispose(): Promise<void>;
-      }>;
-      dispose(): Promise<void>;
-    }>;
-    dispose(): Promise<void>;
-  }>;
-  LlamaLogLevel: Record<string, string>;
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-gguf-llamacpp-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,13 +33,13 @@ describe.skipIf(!present)('exported GGUF runs in llama.cpp', () => {
       // q8_0 runs on our quantized kernels (Q8 activations, integer block dots), as llama.cpp's CPU path does.
       const model = type === 'f32' ? loadLlamaGGUF(path) : loadQuantizedGGUF(path).model;
       const ours = model.generate(prompt, { maxNewTokens: steps, temperature: 0 });
-      const lib = (await import(pathToFileURL(anchor).href)) as NodeLlamaCpp;
+      const lib = (await loadNodeLlamaCpp())!;
       const llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.error });
       const cppModel = await llama.loadModel({ modelPath: path });
       const context = await cppModel.createContext({ threads: 1, contextSize: 128 });
       const theirs: number[] = [];
-      for await (const t of context.getSequence().evaluate(prompt as unknown as LlamaCppToken[], { temperature: 0 })) {
-        theirs.push(t as unknown as number);
+      for await (const t of context.getSequence().evaluate(prompt, { temperature: 0 })) {
+        theirs.push(t);
         if (theirs.length === steps) break;
       }
       await context.dispose();
